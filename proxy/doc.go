@@ -1,0 +1,9 @@
+// Package proxy holds the vocabulary that tracecar's protocol proxies share:
+// the sentinel errors of a proxied exchange, their mapping to HTTP statuses
+// (the one place that mapping lives), RFC 9457 problem bodies, and the slog
+// handler that stamps every log line with trace_id, span_id and
+// correlation_id.
+//
+// Protocol packages (proxy/httpproxy, later proxy/egress, proxy/grpcproxy)
+// import this package; it never imports them.
+package proxy

@@ -1,0 +1,16 @@
+// Package httpproxy is tracecar's inbound HTTP proxy: the listener in front of
+// the local app. It accepts HTTP/1.1 and HTTP/2 over cleartext (h2c, prior
+// knowledge) on one port and forwards to the app through one shared, pooled
+// transport, with streamed bodies, trailers, WebSocket upgrades and
+// immediately flushed streaming responses (SSE).
+//
+// For every request it continues or starts a W3C trace, records one SERVER
+// span named and attributed per the OTel HTTP semantic conventions, keeps the
+// correlation ID (honour, or mint), forwards a traceparent whose parent is
+// that span, and answers with the correlation ID and a traceresponse header.
+// Failures of the upstream become RFC 9457 problem responses (502, 504, 413)
+// through proxy.Status, and the proxy keeps serving.
+//
+// The handler is built once from a Settings value; zero fields mean the
+// documented defaults.
+package httpproxy

@@ -1,0 +1,84 @@
+package httpproxy
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// methodLabels are the bounded values of the method label: the methods the
+// HTTP semantic conventions know, and _OTHER for the rest, so a client
+// cannot grow the series without bound.
+var methodLabels = [...]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch, "_OTHER",
+}
+
+var classLabels = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// Metrics are the inbound proxy's Prometheus series. The counters are
+// resolved once at construction so the request path does no label lookup.
+// A nil *Metrics records nothing.
+type Metrics struct {
+	requests [len(methodLabels)][len(classLabels)]prometheus.Counter
+	duration prometheus.Histogram
+	inflight prometheus.Gauge
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tracecar_http_requests_total",
+		Help: "Inbound HTTP requests handled, by method and status class (client hang-ups count as 4xx, logged as 499).",
+	}, []string{"method", "code"})
+	m := &Metrics{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tracecar_http_request_duration_seconds",
+			Help:    "Time from accepting an inbound request to the end of its response, including streams.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tracecar_http_requests_in_flight",
+			Help: "Inbound HTTP requests being handled now (WebSocket connections included).",
+		}),
+	}
+	for i, meth := range methodLabels {
+		for j, class := range classLabels {
+			m.requests[i][j] = requests.WithLabelValues(meth, class)
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(requests, m.duration, m.inflight)
+	}
+	return m
+}
+
+func (m *Metrics) start() {
+	if m != nil {
+		m.inflight.Inc()
+	}
+}
+
+func (m *Metrics) done(method string, status int, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.inflight.Dec()
+	class := status/100 - 1
+	if class < 0 || class >= len(classLabels) {
+		class = 3 // 499 and anything odd fall under 4xx
+	}
+	m.requests[methodIndex(method)][class].Inc()
+	m.duration.Observe(elapsed.Seconds())
+}
+
+func methodIndex(method string) int {
+	for i, m := range methodLabels[:len(methodLabels)-1] {
+		if m == method {
+			return i
+		}
+	}
+	return len(methodLabels) - 1
+}

@@ -1,0 +1,264 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	otelprop "go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracecar/tracecar/propagation"
+	"github.com/tracecar/tracecar/proxy"
+)
+
+// instrumentationName is the OTel instrumentation scope of tracecar's spans.
+const instrumentationName = "github.com/tracecar/tracecar/proxy/httpproxy"
+
+// Canonical header names, so http.Header lookups never re-canonicalise.
+const (
+	headerTraceresponse = "Traceresponse"
+	headerTracestate    = "Tracestate"
+	headerBaggage       = "Baggage"
+	headerContentLength = "Content-Length"
+)
+
+// forwardedHeaders are kept as the client sent them: the sidecar is
+// transparent, like Linkerd's proxy, and neither strips nor appends them
+// (httputil's Rewrite mode would strip them).
+var forwardedHeaders = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// Handler is the inbound proxy. It is an http.Handler; serve it with
+// NewServer for h2c on the same port.
+type Handler struct {
+	settings Settings
+	upstream string // for problem bodies and logs
+	tracer   trace.Tracer
+	prop     otelprop.TextMapPropagator
+	log      *slog.Logger
+	metrics  *Metrics
+	rp       *httputil.ReverseProxy
+	tr       *http.Transport
+
+	mu        sync.Mutex
+	hijacked  map[net.Conn]struct{}
+	writerBuf sync.Pool
+}
+
+// New builds the inbound proxy from s and d. It fails only when s has no
+// upstream.
+func New(s Settings, d Deps) (*Handler, error) {
+	if err := s.applyDefaults(); err != nil {
+		return nil, err
+	}
+	d.applyDefaults()
+	h := &Handler{
+		settings: s,
+		upstream: s.Upstream.Redacted(),
+		tracer:   d.TracerProvider.Tracer(instrumentationName),
+		prop:     d.Propagator,
+		log:      d.Logger,
+		metrics:  d.Metrics,
+		tr:       newTransport(s),
+		hijacked: make(map[net.Conn]struct{}),
+	}
+	h.writerBuf.New = func() any { return new(responseWriter) }
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      h.tr,
+		BufferPool:     bufferPool{},
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.errorHandler,
+		ErrorLog:       slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug),
+	}
+	return h, nil
+}
+
+// newTransport is the one shared upstream transport: a keep-alive pool sized
+// for the single upstream host (Go's default keeps only 2 idle connections
+// per host, which makes a busy sidecar redial constantly), bounded dials and
+// response-header waits, no proxy from the environment and no transparent
+// compression (the app's bytes pass untouched).
+func newTransport(s Settings) *http.Transport {
+	dialer := &net.Dialer{Timeout: s.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          s.MaxIdleConns,
+		MaxIdleConnsPerHost:   s.MaxIdleConns,
+		IdleConnTimeout:       s.IdleConnTimeout,
+		ResponseHeaderTimeout: s.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// Close releases idle upstream connections and closes hijacked (WebSocket)
+// connections still open. Call it after the server's Shutdown.
+func (h *Handler) Close() {
+	h.tr.CloseIdleConnections()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.hijacked {
+		_ = c.Close() // the peer sees EOF; nothing more to do on error
+	}
+}
+
+// ServeHTTP proxies one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := h.writerBuf.Get().(*responseWriter)
+	rw.reset(w, h)
+	defer h.writerBuf.Put(rw)
+
+	ctx, span, cid := h.startSpan(r)
+	ctx = propagation.ContextWithCorrelationID(ctx, cid)
+	h.metrics.start()
+
+	// The correlation ID goes to the app and back to the caller; the
+	// traceresponse (Trace Context Level 2) names this hop's span.
+	r.Header.Set(h.settings.Correlation.Header, cid)
+	if h.settings.Correlation.Header != propagation.HeaderRequestID {
+		// Invalid or repeated incoming request IDs are replaced, never passed on.
+		if v, ok := r.Header[propagation.HeaderRequestID]; ok &&
+			(len(v) != 1 || !propagation.ValidCorrelationID(v[0], h.settings.Correlation.MaxLen)) {
+			r.Header.Set(propagation.HeaderRequestID, cid)
+		}
+	}
+	out := w.Header()
+	out.Set(h.settings.Correlation.Header, cid)
+	if sc := span.SpanContext(); sc.IsValid() {
+		var buf [64]byte
+		out.Set(headerTraceresponse, string(propagation.AppendTraceresponse(buf[:0], sc)))
+	}
+
+	defer func() {
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // ErrAbortHandler is compared by identity, as net/http does
+			panic(p)
+		}
+		if p != nil && rw.err == nil {
+			// The upstream failed mid-body: ReverseProxy aborts the response.
+			rw.err = proxy.Classify(ctx, errors.New("response body copy aborted"))
+		}
+		h.finish(ctx, r, rw, span, start)
+		if p != nil {
+			panic(p)
+		}
+	}()
+
+	if n := h.settings.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > n {
+			h.errorHandler(rw, r, &http.MaxBytesError{Limit: n})
+			return
+		}
+		r.Body = http.MaxBytesReader(rw, r.Body, n)
+	}
+	h.rp.ServeHTTP(rw, r.WithContext(ctx))
+}
+
+// rewrite turns the inbound request into the one sent to the app.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.settings.Upstream)
+	pr.Out.Host = pr.In.Host // the app sees the Host the client asked for
+	for _, k := range forwardedHeaders {
+		if v, ok := pr.In.Header[k]; ok {
+			pr.Out.Header[k] = v
+		}
+	}
+	// W3C Trace Context §3.3: if traceparent is invalid, tracestate is
+	// ignored, so a stale tracestate never travels on.
+	delete(pr.Out.Header, headerTracestate)
+	h.prop.Inject(pr.Out.Context(), otelprop.HeaderCarrier(pr.Out.Header))
+	// baggage passes through byte for byte, whatever the propagator made of it.
+	if v, ok := pr.In.Header[headerBaggage]; ok {
+		pr.Out.Header[headerBaggage] = v
+	}
+}
+
+// modifyResponse drops the app's copies of the headers the sidecar owns, so
+// the caller gets exactly one of each.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	delete(resp.Header, h.settings.Correlation.Header)
+	delete(resp.Header, headerTraceresponse)
+	return nil
+}
+
+// errorHandler answers a failed exchange with a problem body. The cause is
+// kept on the writer for the span, the metrics and the access log.
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	err = proxy.Classify(r.Context(), err)
+	if rw, ok := w.(*responseWriter); ok {
+		rw.err = err
+		if rw.wroteHeader {
+			return // headers already went out; nothing more can be said
+		}
+	}
+	if errors.Is(err, proxy.ErrClientGone) {
+		return // nobody to answer
+	}
+	p := proxy.ProblemFor(err, h.upstream)
+	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+		p.TraceID = sc.TraceID().String()
+	}
+	p.CorrelationID = propagation.CorrelationIDFromContext(r.Context())
+	proxy.WriteProblem(w, p)
+}
+
+// finish ends the span and records metrics and the access log line.
+func (h *Handler) finish(ctx context.Context, r *http.Request, rw *responseWriter, span trace.Span, start time.Time) {
+	status := rw.status
+	if rw.err != nil && !rw.wroteHeader {
+		status = proxy.Status(rw.err)
+	}
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing: net/http sends 200
+	}
+	elapsed := time.Since(start)
+	h.endSpan(span, rw, status)
+	h.metrics.done(r.Method, status, elapsed)
+	if h.settings.AccessLog {
+		attrs := [...]slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Duration("duration", elapsed),
+			slog.Int64("bytes", rw.bytes),
+			slog.String("proto", r.Proto),
+			slog.String("error", errString(rw.err)),
+		}
+		n := len(attrs)
+		if rw.err == nil {
+			n-- // the error attribute is last
+		}
+		h.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n]...)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// statusText is strconv.Itoa for the common statuses without allocating.
+func statusText(code int) string {
+	if code >= 100 && code < 600 {
+		return statusStrings[code-100]
+	}
+	return strconv.Itoa(code)
+}
+
+var statusStrings = func() (s [500]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i + 100)
+	}
+	return s
+}()

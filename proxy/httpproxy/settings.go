@@ -1,0 +1,107 @@
+package httpproxy
+
+import (
+	"errors"
+	"log/slog"
+	"net/url"
+	"time"
+
+	otelprop "go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/tracecar/tracecar/propagation"
+)
+
+// Defaults applied by New to zero Settings fields.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 30 * time.Second
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultMaxIdleConns          = 1024
+)
+
+// Settings configure the inbound proxy. Zero values mean the documented
+// defaults.
+type Settings struct {
+	// Upstream is the URL of the local app (scheme and host; a path is
+	// prepended to every request path). Required.
+	Upstream *url.URL
+	// Correlation says which header carries the correlation ID and how long
+	// it may be. Zero: X-Correlation-ID, 128 bytes; X-Request-ID is honoured
+	// when the configured header is absent.
+	Correlation propagation.Correlation
+	// Edge, when true, does not continue the caller's trace: each request
+	// starts a new trace whose server span links to the caller's span
+	// (for a sidecar at a trust boundary). Zero: continue the caller's trace.
+	Edge bool
+	// MaxBodyBytes caps request bodies; larger ones get 413. Zero: no cap.
+	MaxBodyBytes int64
+	// DialTimeout bounds connecting to the upstream. Zero: 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers once the request is sent; exceeded → 504. Streams are not
+	// bounded once headers arrive. Zero: 30s; negative: no bound.
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes pooled upstream connections idle this long.
+	// Zero: 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConns is the size of the upstream keep-alive pool (all to the
+	// one upstream host, so it is also the per-host limit). Zero: 1024.
+	MaxIdleConns int
+	// StreamIdleTimeout closes a WebSocket connection after this long with
+	// no bytes either way. Zero: no idle limit.
+	StreamIdleTimeout time.Duration
+	// AccessLog writes one log line per request when true.
+	AccessLog bool
+}
+
+// Deps are the collaborators of the proxy, passed in rather than taken from
+// globals. Nil fields mean: no-op tracing, the strict W3C propagator,
+// slog.Default(), no metrics.
+type Deps struct {
+	TracerProvider trace.TracerProvider
+	Propagator     otelprop.TextMapPropagator
+	Logger         *slog.Logger
+	Metrics        *Metrics
+}
+
+// ErrNoUpstream is returned by New when Settings.Upstream is missing.
+var ErrNoUpstream = errors.New("httpproxy: upstream URL is required")
+
+func (s *Settings) applyDefaults() error {
+	if s.Upstream == nil || s.Upstream.Host == "" {
+		return ErrNoUpstream
+	}
+	if s.Correlation.Header == "" {
+		s.Correlation = propagation.NewCorrelation("", s.Correlation.MaxLen)
+	}
+	if s.DialTimeout == 0 {
+		s.DialTimeout = DefaultDialTimeout
+	}
+	switch {
+	case s.ResponseHeaderTimeout == 0:
+		s.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	case s.ResponseHeaderTimeout < 0:
+		s.ResponseHeaderTimeout = 0
+	}
+	if s.IdleConnTimeout == 0 {
+		s.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+	if s.MaxIdleConns == 0 {
+		s.MaxIdleConns = DefaultMaxIdleConns
+	}
+	return nil
+}
+
+func (d *Deps) applyDefaults() {
+	if d.TracerProvider == nil {
+		d.TracerProvider = noop.NewTracerProvider()
+	}
+	if d.Propagator == nil {
+		d.Propagator = propagation.TraceContext{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+}
