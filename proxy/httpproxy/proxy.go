@@ -24,7 +24,6 @@ const instrumentationName = "github.com/tracecar/tracecar/proxy/httpproxy"
 // Canonical header names, so http.Header lookups never re-canonicalise.
 const (
 	headerTraceresponse = "Traceresponse"
-	headerTracestate    = "Tracestate"
 	headerBaggage       = "Baggage"
 	headerContentLength = "Content-Length"
 )
@@ -172,9 +171,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			pr.Out.Header[k] = v
 		}
 	}
-	// W3C Trace Context §3.3: if traceparent is invalid, tracestate is
-	// ignored, so a stale tracestate never travels on.
-	delete(pr.Out.Header, headerTracestate)
+	// The strict propagator owns traceparent and tracestate on the way out:
+	// it replaces the caller's, and removes a tracestate that must not
+	// travel (W3C Trace Context §3.3: with an invalid traceparent, tracestate
+	// is ignored).
 	h.prop.Inject(pr.Out.Context(), otelprop.HeaderCarrier(pr.Out.Header))
 	// baggage passes through byte for byte, whatever the propagator made of it.
 	if v, ok := pr.In.Header[headerBaggage]; ok {
