@@ -21,7 +21,6 @@ func (discardProcessor) OnEnd(sdktrace.ReadOnlySpan)                     {}
 func (discardProcessor) Shutdown(context.Context) error                  { return nil }
 func (discardProcessor) ForceFlush(context.Context) error                { return nil }
 
-
 // BenchmarkProxy measures one keep-alive GET of a 1 KiB body through the
 // proxy on loopback, end to end (client, proxy and app share the process).
 func BenchmarkProxy(b *testing.B) {

@@ -33,6 +33,10 @@ const (
 // (httputil's Rewrite mode would strip them).
 var forwardedHeaders = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
+// errResponseAborted is the cause recorded when a response breaks off after
+// its headers were sent (the upstream failed or went idle mid-body).
+var errResponseAborted = errors.New("response aborted mid-body")
+
 // Handler is the inbound proxy. It is an http.Handler; serve it with
 // NewServer for h2c on the same port.
 type Handler struct {
@@ -144,7 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if p != nil && rw.err == nil {
 			// The upstream failed mid-body: ReverseProxy aborts the response.
-			rw.err = proxy.Classify(ctx, errors.New("response body copy aborted"))
+			rw.err = proxy.Classify(ctx, errResponseAborted)
 		}
 		h.finish(ctx, r, rw, span, start)
 		if p != nil {
@@ -183,10 +187,15 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse drops the app's copies of the headers the sidecar owns, so
-// the caller gets exactly one of each.
+// the caller gets exactly one of each, and puts an idle bound on streaming
+// responses (no total timeout: a stream may last as long as it is alive).
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	delete(resp.Header, h.settings.Correlation.Header)
 	delete(resp.Header, headerTraceresponse)
+	if d := h.settings.StreamIdleTimeout; d > 0 && resp.ContentLength < 0 &&
+		resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Body = newIdleBody(resp.Body, d)
+	}
 	return nil
 }
 

@@ -352,3 +352,26 @@ func TestUnknownMethodIsBounded(t *testing.T) {
 		t.Errorf("_OTHER 2xx counter = %v", v)
 	}
 }
+
+func TestIdleStreamIsCut(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: only\n\n")
+		w.(http.Flusher).Flush()
+		<-release // then silence
+	}), func(s *Settings) { s.StreamIdleTimeout = 150 * time.Millisecond })
+	resp := r.get("/events", nil)
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Error("stream ended cleanly; want it cut after the idle timeout")
+	}
+	if string(body) != "data: only\n\n" {
+		t.Errorf("body = %q, want the one event before the cut", body)
+	}
+	span := r.onlySpan()
+	if v := attr(t, span, "error.type").AsString(); v != "upstream_failed" {
+		t.Errorf("error.type = %q", v)
+	}
+}

@@ -49,8 +49,9 @@ type Settings struct {
 	// MaxIdleConns is the size of the upstream keep-alive pool (all to the
 	// one upstream host, so it is also the per-host limit). Zero: 1024.
 	MaxIdleConns int
-	// StreamIdleTimeout closes a WebSocket connection after this long with
-	// no bytes either way. Zero: no idle limit.
+	// StreamIdleTimeout cuts a streaming response (unknown length: SSE,
+	// chunked) or a WebSocket connection that carries no bytes for this long.
+	// Zero: no idle limit. Streams never have a total timeout.
 	StreamIdleTimeout time.Duration
 	// AccessLog writes one log line per request when true.
 	AccessLog bool

@@ -42,8 +42,9 @@ var serverKind = trace.WithSpanKind(trace.SpanKindServer)
 // the correlation ID (the caller's when valid, else minted from the trace ID).
 func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Span, cid string) {
 	ctx = h.prop.Extract(r.Context(), otelprop.HeaderCarrier(r.Header))
-	name, known := r.Method, true
-	if _, known = knownMethods[r.Method]; !known {
+	name := r.Method
+	_, known := knownMethods[r.Method]
+	if !known {
 		name = "HTTP"
 	}
 	if h.settings.Edge {

@@ -72,7 +72,7 @@ func TestValidTraceparentIsContinuedAndAppIsParentedBySidecarSpan(t *testing.T) 
 		"http.request.method": "GET", "url.path": "/orders/7", "url.scheme": "http",
 		"network.protocol.version": "1.1", "client.address": "127.0.0.1", "server.address": "127.0.0.1",
 	} {
-		if v := attr(t, span, key).Emit(); v != want {
+		if v := attr(t, span, key).String(); v != want {
 			t.Errorf("%s = %q, want %q", key, v, want)
 		}
 	}
