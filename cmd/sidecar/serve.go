@@ -32,6 +32,9 @@ const telemetryFlushTimeout = 5 * time.Second
 // a second exits at once.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-chan os.Signal) error {
 	log := newLogger(cfg, logOut)
+	if len(cfg.Unknown) > 0 {
+		log.Warn("unknown TRACECAR_ variables ignored (misspelt?)", slog.Any("names", cfg.Unknown))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tracecar/tracecar/cmd/sidecar/internal/config"
 	"github.com/tracecar/tracecar/cmd/sidecar/internal/tracetree"
 )
 
@@ -15,7 +16,7 @@ import (
 func traceCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sidecar trace", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	jaeger := fs.String("jaeger", "http://127.0.0.1:16686", "base URL of Jaeger's query service")
+	jaeger := fs.String("jaeger", config.DefaultJaegerURL, "base URL of Jaeger's query service")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the trace to appear")
 	minSpans := fs.Int("min-spans", 1, "wait until the trace has at least this many spans")
 	fs.Usage = func() {

@@ -1,0 +1,210 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// checkFunc validates one variable beyond what its tags express, and may
+// store a normalised value in c. raw is the variable's text (or default).
+type checkFunc func(c *Config, f field, raw string) *Error
+
+// custom holds the checks of the variables whose rules tags cannot express.
+var custom = map[string]checkFunc{
+	"TRACECAR_UPSTREAM":           checkUpstream,
+	"TRACECAR_INBOUND_ADDR":       checkAddr,
+	"TRACECAR_ADMIN_ADDR":         checkAddr,
+	"TRACECAR_CORRELATION_HEADER": checkHeaderName,
+	"TRACECAR_SPAN_BATCH_SIZE":    checkBatchSize,
+}
+
+func checkUpstream(c *Config, f field, raw string) *Error {
+	u, e := parseHTTPURL(f, raw)
+	if e != nil {
+		return e
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return f.fail(redact(raw), "query not allowed")
+	}
+	if u.Fragment != "" {
+		return f.fail(redact(raw), "fragment not allowed")
+	}
+	if u.User != nil {
+		// Credentials in the URL would be logged and are not sent anyway.
+		return f.fail(redact(raw), "user info not allowed")
+	}
+	c.Upstream = u
+	return nil
+}
+
+// parseHTTPURL parses raw as an absolute http or https URL with a host and,
+// if given, a port 1-65535.
+func parseHTTPURL(f field, raw string) (*url.URL, *Error) {
+	if raw == "" {
+		return nil, f.fail("", "empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, f.fail(redact(raw), "not a URL: "+err.Error())
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "":
+		return nil, f.fail(redact(raw), "missing scheme")
+	default:
+		if isDigits(u.Opaque) {
+			// "localhost:8080" parses as scheme "localhost".
+			return nil, f.fail(redact(raw), "missing http:// before host:port")
+		}
+		return nil, f.fail(redact(raw), fmt.Sprintf("scheme %q not supported", u.Scheme))
+	}
+	if u.Host == "" {
+		return nil, f.fail(redact(raw), "missing host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return nil, f.fail(redact(raw), "port out of range")
+		}
+	}
+	return u, nil
+}
+
+// redact masks the user info of a URL-like string, even one that does not
+// parse, so that an error message never carries a password.
+func redact(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	end := strings.IndexAny(rest, "?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	return raw[:i+3] + "xxxxx" + rest[at:]
+}
+
+// checkAddr accepts a listen address host:port with a numeric port 0-65535
+// and a host that is empty, an IP address or a host name.
+func checkAddr(_ *Config, f field, raw string) *Error {
+	host, port, err := net.SplitHostPort(raw)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return f.fail(raw, ae.Err)
+		}
+		return f.fail(raw, err.Error())
+	}
+	if port == "" {
+		return f.fail(raw, "missing port")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return f.fail(raw, "port out of range")
+		}
+		return f.fail(raw, "port not a number")
+	}
+	if !validHost(host) {
+		return f.fail(raw, "invalid host")
+	}
+	return nil
+}
+
+func validHost(h string) bool {
+	if h == "" {
+		return true
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedHeaders cannot carry the correlation ID: hop-by-hop headers are
+// removed by every proxy (RFC 9110 §7.6.1), framing headers describe the
+// message, and the trace context headers belong to W3C Trace Context.
+var reservedHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Host": true, "Content-Length": true,
+	"Traceparent": true, "Tracestate": true, "Traceresponse": true, "Baggage": true,
+}
+
+// checkHeaderName accepts an HTTP field name. The name is kept as written;
+// http.Header methods canonicalise it.
+func checkHeaderName(_ *Config, f field, raw string) *Error {
+	// RFC 9110 §5.1: field-name = token.
+	if !isToken(raw) {
+		return f.fail(raw, "not a header name")
+	}
+	if reservedHeaders[textproto.CanonicalMIMEHeaderKey(raw)] {
+		return f.fail(raw, "reserved header name")
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token: 1*tchar.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTchar: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "."
+// / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA (RFC 9110 §5.6.2).
+func isTchar(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func checkBatchSize(c *Config, f field, raw string) *Error {
+	if c.SpanBatchSize > c.SpanQueueSize {
+		return f.fail(raw, fmt.Sprintf("larger than TRACECAR_SPAN_QUEUE_SIZE (%d)", c.SpanQueueSize))
+	}
+	return nil
+}

@@ -1,0 +1,584 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const upstream = "http://127.0.0.1:8080"
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestLoadDefaults(t *testing.T) {
+	got, err := Load(map[string]string{"TRACECAR_UPSTREAM": upstream})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := &Config{
+		Upstream:                      mustURL(t, upstream),
+		InboundAddr:                   ":15006",
+		AdminAddr:                     "127.0.0.1:15000",
+		CorrelationHeader:             "X-Correlation-ID",
+		CorrelationMaxLen:             128,
+		TrustIncomingTrace:            true,
+		LogLevel:                      slog.LevelInfo,
+		LogFormat:                     LogFormatJSON,
+		AccessLog:                     true,
+		DrainDelay:                    0,
+		DrainTimeout:                  25 * time.Second,
+		MaxHeaderBytes:                65536,
+		MaxBodyBytes:                  0,
+		ReadHeaderTimeout:             10 * time.Second,
+		IdleTimeout:                   120 * time.Second,
+		UpstreamDialTimeout:           5 * time.Second,
+		UpstreamResponseHeaderTimeout: 30 * time.Second,
+		UpstreamIdleConnTimeout:       90 * time.Second,
+		UpstreamMaxIdleConns:          1024,
+		StreamIdleTimeout:             0,
+		SpanQueueSize:                 2048,
+		SpanBatchSize:                 512,
+		OTel: OTel{
+			Protocol:    ProtocolHTTPProtobuf,
+			Sampler:     SamplerParentBasedAlwaysOn,
+			SamplerArg:  1,
+			Propagators: []string{PropagatorTraceContext, PropagatorBaggage},
+			SDKDisabled: false,
+		},
+		Unknown: nil,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestLoadDefaultsMatchTags checks every field's default value against its
+// envDefault tag, the text Usage prints.
+func TestLoadDefaultsMatchTags(t *testing.T) {
+	c, err := Load(map[string]string{"TRACECAR_UPSTREAM": upstream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range fieldsOf(v.Type()) {
+		if !f.hasDef {
+			if !f.required {
+				t.Errorf("%s has neither a default nor required", f.key)
+			}
+			continue
+		}
+		switch got := v.Field(f.index).Interface().(type) {
+		case time.Duration:
+			if d, err := time.ParseDuration(f.def); err != nil || got != d {
+				t.Errorf("%s = %v, tag says %q", f.key, got, f.def)
+			}
+		case slog.Level:
+			if s := strings.ToLower(got.String()); s != f.def {
+				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
+			}
+		default:
+			if s := fmt.Sprint(got); s != f.def {
+				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
+			}
+		}
+	}
+}
+
+// everyVar sets every variable to a value other than its default.
+var everyVar = map[string]string{
+	"TRACECAR_UPSTREAM":                         "https://app.internal:8443/base",
+	"TRACECAR_INBOUND_ADDR":                     "0.0.0.0:8000",
+	"TRACECAR_ADMIN_ADDR":                       "[::1]:9000",
+	"TRACECAR_CORRELATION_HEADER":               "x-request-id",
+	"TRACECAR_CORRELATION_MAX_LEN":              "64",
+	"TRACECAR_TRUST_INCOMING_TRACE":             "false",
+	"TRACECAR_LOG_LEVEL":                        "DEBUG",
+	"TRACECAR_LOG_FORMAT":                       "Text",
+	"TRACECAR_ACCESS_LOG":                       "false",
+	"TRACECAR_DRAIN_DELAY":                      "5s",
+	"TRACECAR_DRAIN_TIMEOUT":                    "1m",
+	"TRACECAR_MAX_HEADER_BYTES":                 "1024",
+	"TRACECAR_MAX_BODY_BYTES":                   "10485760",
+	"TRACECAR_READ_HEADER_TIMEOUT":              "2s",
+	"TRACECAR_IDLE_TIMEOUT":                     "500ms",
+	"TRACECAR_UPSTREAM_DIAL_TIMEOUT":            "250ms",
+	"TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT": "0s",
+	"TRACECAR_UPSTREAM_IDLE_CONN_TIMEOUT":       "1h",
+	"TRACECAR_UPSTREAM_MAX_IDLE_CONNS":          "65535",
+	"TRACECAR_STREAM_IDLE_TIMEOUT":              "1m30s",
+	"TRACECAR_SPAN_QUEUE_SIZE":                  "1048576",
+	"TRACECAR_SPAN_BATCH_SIZE":                  "1048576",
+	"OTEL_SERVICE_NAME":                         "orders",
+	"OTEL_RESOURCE_ATTRIBUTES":                  "deployment.environment=dev",
+	"OTEL_EXPORTER_OTLP_ENDPOINT":               "http://127.0.0.1:4317",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":        "https://collector:4318/v1/traces",
+	"OTEL_EXPORTER_OTLP_PROTOCOL":               "http/protobuf",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL":        " GRPC ",
+	"OTEL_EXPORTER_OTLP_HEADERS":                "authorization=Bearer%20x",
+	"OTEL_TRACES_SAMPLER":                       "ParentBased_TraceIDRatio",
+	"OTEL_TRACES_SAMPLER_ARG":                   " 0.25 ",
+	"OTEL_PROPAGATORS":                          "baggage, tracecontext,baggage",
+	"OTEL_SDK_DISABLED":                         "TRUE",
+	"TRACECAR_UPSTREM":                          "typo",
+	"TRACECAR_A_TYPO":                           "typo",
+	"PATH":                                      "/usr/bin",
+}
+
+func TestLoadEveryVariable(t *testing.T) {
+	for _, ty := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[otelEnv]()} {
+		for _, f := range fieldsOf(ty) {
+			if _, ok := everyVar[f.key]; !ok {
+				t.Fatalf("everyVar misses %s", f.key)
+			}
+		}
+	}
+	got, err := Load(everyVar)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := &Config{
+		Upstream:                      mustURL(t, "https://app.internal:8443/base"),
+		InboundAddr:                   "0.0.0.0:8000",
+		AdminAddr:                     "[::1]:9000",
+		CorrelationHeader:             "x-request-id",
+		CorrelationMaxLen:             64,
+		TrustIncomingTrace:            false,
+		LogLevel:                      slog.LevelDebug,
+		LogFormat:                     LogFormatText,
+		AccessLog:                     false,
+		DrainDelay:                    5 * time.Second,
+		DrainTimeout:                  time.Minute,
+		MaxHeaderBytes:                1024,
+		MaxBodyBytes:                  10 << 20,
+		ReadHeaderTimeout:             2 * time.Second,
+		IdleTimeout:                   500 * time.Millisecond,
+		UpstreamDialTimeout:           250 * time.Millisecond,
+		UpstreamResponseHeaderTimeout: 0,
+		UpstreamIdleConnTimeout:       time.Hour,
+		UpstreamMaxIdleConns:          65535,
+		StreamIdleTimeout:             90 * time.Second,
+		SpanQueueSize:                 1 << 20,
+		SpanBatchSize:                 1 << 20,
+		OTel: OTel{
+			Protocol:    ProtocolGRPC,
+			Sampler:     SamplerParentBasedTraceIDRatio,
+			SamplerArg:  0.25,
+			Propagators: []string{PropagatorBaggage, PropagatorTraceContext},
+			SDKDisabled: true,
+		},
+		Unknown: []string{"TRACECAR_A_TYPO", "TRACECAR_UPSTREM"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("every variable:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLoadOTel(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want OTel
+	}{
+		{
+			name: "protocol grpc, traces protocol unset",
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+			want: OTel{Protocol: ProtocolGRPC, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+		{
+			name: "traces protocol overrides protocol",
+			env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+				"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+		{
+			name: "ratio sampler without arg means 1",
+			env:  map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerTraceIDRatio, SamplerArg: 1,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+		{
+			name: "ratio 0 and 1e-3 style numbers",
+			env:  map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1e-3"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerTraceIDRatio, SamplerArg: 0.001,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+		{
+			name: "arg of a non-ratio sampler is ignored, as the SDK does",
+			env:  map[string]string{"OTEL_TRACES_SAMPLER": "always_off", "OTEL_TRACES_SAMPLER_ARG": "not a number"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerAlwaysOff, SamplerArg: 1,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+		{
+			name: "propagators none",
+			env:  map[string]string{"OTEL_PROPAGATORS": "none"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators: []string{}},
+		},
+		{
+			name: "propagators with spaces and empty entries",
+			env:  map[string]string{"OTEL_PROPAGATORS": " tracecontext ,, "},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators: []string{"tracecontext"}},
+		},
+		{
+			name: "empty values mean defaults",
+			env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "", "OTEL_TRACES_SAMPLER": "",
+				"OTEL_PROPAGATORS": "", "OTEL_SDK_DISABLED": "", "OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+		{
+			name: "sdk disabled false",
+			env:  map[string]string{"OTEL_SDK_DISABLED": "False"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators: []string{"tracecontext", "baggage"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["TRACECAR_UPSTREAM"] = upstream
+			c, err := Load(tt.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if !reflect.DeepEqual(c.OTel, tt.want) {
+				t.Errorf("OTel = %+v, want %+v", c.OTel, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadAcceptsEdgeValues(t *testing.T) {
+	tests := []struct {
+		key, value string
+		check      func(c *Config) bool
+	}{
+		{"TRACECAR_UPSTREAM", "http://[::1]:8080", func(c *Config) bool { return c.Upstream.Host == "[::1]:8080" }},
+		{"TRACECAR_UPSTREAM", "http://app", func(c *Config) bool { return c.Upstream.Port() == "" }},
+		{"TRACECAR_UPSTREAM", "HTTPS://App:65535/x/", func(c *Config) bool {
+			return c.Upstream.Scheme == "https" && c.Upstream.Path == "/x/"
+		}},
+		{"TRACECAR_INBOUND_ADDR", ":0", func(c *Config) bool { return c.InboundAddr == ":0" }},
+		{"TRACECAR_INBOUND_ADDR", "localhost:65535", func(c *Config) bool { return c.InboundAddr == "localhost:65535" }},
+		{"TRACECAR_ADMIN_ADDR", "[fe80::1%eth0]:15000", func(c *Config) bool { return c.AdminAddr == "[fe80::1%eth0]:15000" }},
+		{"TRACECAR_CORRELATION_MAX_LEN", "1", func(c *Config) bool { return c.CorrelationMaxLen == 1 }},
+		{"TRACECAR_CORRELATION_MAX_LEN", "1024", func(c *Config) bool { return c.CorrelationMaxLen == 1024 }},
+		{"TRACECAR_MAX_HEADER_BYTES", "16777216", func(c *Config) bool { return c.MaxHeaderBytes == 16<<20 }},
+		{"TRACECAR_TRUST_INCOMING_TRACE", "0", func(c *Config) bool { return !c.TrustIncomingTrace }},
+		{"TRACECAR_LOG_LEVEL", "warn", func(c *Config) bool { return c.LogLevel == slog.LevelWarn }},
+		{"TRACECAR_LOG_LEVEL", "error", func(c *Config) bool { return c.LogLevel == slog.LevelError }},
+		{"TRACECAR_READ_HEADER_TIMEOUT", "1ms", func(c *Config) bool { return c.ReadHeaderTimeout == time.Millisecond }},
+		{"TRACECAR_DRAIN_TIMEOUT", "0", func(c *Config) bool { return c.DrainTimeout == 0 }},
+		{"TRACECAR_SPAN_BATCH_SIZE", "2048", func(c *Config) bool { return c.SpanBatchSize == 2048 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
+			env := map[string]string{"TRACECAR_UPSTREAM": upstream, tt.key: tt.value}
+			c, err := Load(env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if !tt.check(c) {
+				t.Errorf("%s=%q loaded as %+v", tt.key, tt.value, c)
+			}
+		})
+	}
+}
+
+const (
+	wantURL      = "want an absolute http:// or https:// URL such as http://127.0.0.1:8080"
+	wantAddr     = "want host:port with port 0-65535"
+	wantDuration = "want a Go duration >= 0 such as 500ms, 30s or 2m"
+	wantPositive = "want a Go duration >= 1ms such as 500ms, 30s or 2m"
+	wantHeader   = "want an HTTP header name (RFC 9110 token), not hop-by-hop or trace context, such as X-Correlation-ID"
+	wantSampler  = "want one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
+	wantProp     = "want a comma-separated list of tracecontext, baggage or none"
+)
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string // TRACECAR_UPSTREAM is added unless present
+		want string
+	}{
+		// TRACECAR_UPSTREAM
+		{"missing upstream", map[string]string{"TRACECAR_UPSTREAM": "\x00unset"},
+			"TRACECAR_UPSTREAM: not set; " + wantURL},
+		{"empty upstream", map[string]string{"TRACECAR_UPSTREAM": ""},
+			"TRACECAR_UPSTREAM: empty; " + wantURL},
+		{"unparsable URL", map[string]string{"TRACECAR_UPSTREAM": "http://[::1"},
+			`TRACECAR_UPSTREAM="http://[::1": not a URL: missing ']' in host; ` + wantURL},
+		{"unparsable port", map[string]string{"TRACECAR_UPSTREAM": "http://app:80a"},
+			`TRACECAR_UPSTREAM="http://app:80a": not a URL: invalid port ":80a" after host; ` + wantURL},
+		{"URL without host", map[string]string{"TRACECAR_UPSTREAM": "http:///orders"},
+			`TRACECAR_UPSTREAM="http:///orders": missing host; ` + wantURL},
+		{"ftp scheme", map[string]string{"TRACECAR_UPSTREAM": "ftp://example.com/"},
+			`TRACECAR_UPSTREAM="ftp://example.com/": scheme "ftp" not supported; ` + wantURL},
+		{"no scheme, host:port", map[string]string{"TRACECAR_UPSTREAM": "localhost:8080"},
+			`TRACECAR_UPSTREAM="localhost:8080": missing http:// before host:port; ` + wantURL},
+		{"relative URL", map[string]string{"TRACECAR_UPSTREAM": "/orders"},
+			`TRACECAR_UPSTREAM="/orders": missing scheme; ` + wantURL},
+		{"upstream port out of range", map[string]string{"TRACECAR_UPSTREAM": "http://127.0.0.1:99999"},
+			`TRACECAR_UPSTREAM="http://127.0.0.1:99999": port out of range; ` + wantURL},
+		{"upstream port 0", map[string]string{"TRACECAR_UPSTREAM": "http://127.0.0.1:0"},
+			`TRACECAR_UPSTREAM="http://127.0.0.1:0": port out of range; ` + wantURL},
+		{"upstream query", map[string]string{"TRACECAR_UPSTREAM": "http://app/?a=1"},
+			`TRACECAR_UPSTREAM="http://app/?a=1": query not allowed; ` + wantURL},
+		{"upstream fragment", map[string]string{"TRACECAR_UPSTREAM": "http://app/#top"},
+			`TRACECAR_UPSTREAM="http://app/#top": fragment not allowed; ` + wantURL},
+		{"upstream credentials are masked", map[string]string{"TRACECAR_UPSTREAM": "http://bob:s3cret@app/"},
+			`TRACECAR_UPSTREAM="http://xxxxx@app/": user info not allowed; ` + wantURL},
+		{"credentials masked in unparsable URL", map[string]string{"TRACECAR_UPSTREAM": "http://bob:s3cret@app:x/"},
+			`TRACECAR_UPSTREAM="http://xxxxx@app:x/": not a URL: invalid port ":x" after host; ` + wantURL},
+
+		// Addresses
+		{"port 99999", map[string]string{"TRACECAR_INBOUND_ADDR": "1.2.3.4:99999"},
+			`TRACECAR_INBOUND_ADDR="1.2.3.4:99999": port out of range; ` + wantAddr},
+		{"addr without port", map[string]string{"TRACECAR_ADMIN_ADDR": "127.0.0.1"},
+			`TRACECAR_ADMIN_ADDR="127.0.0.1": missing port in address; ` + wantAddr},
+		{"addr empty port", map[string]string{"TRACECAR_ADMIN_ADDR": "127.0.0.1:"},
+			`TRACECAR_ADMIN_ADDR="127.0.0.1:": missing port; ` + wantAddr},
+		{"addr named port", map[string]string{"TRACECAR_INBOUND_ADDR": ":http"},
+			`TRACECAR_INBOUND_ADDR=":http": port not a number; ` + wantAddr},
+		{"addr negative port", map[string]string{"TRACECAR_INBOUND_ADDR": ":-1"},
+			`TRACECAR_INBOUND_ADDR=":-1": port not a number; ` + wantAddr},
+		{"addr IPv6 without brackets", map[string]string{"TRACECAR_INBOUND_ADDR": "::1:80"},
+			`TRACECAR_INBOUND_ADDR="::1:80": too many colons in address; ` + wantAddr},
+		{"addr bad host", map[string]string{"TRACECAR_INBOUND_ADDR": "my host:80"},
+			`TRACECAR_INBOUND_ADDR="my host:80": invalid host; ` + wantAddr},
+
+		// Correlation
+		{"bad header name", map[string]string{"TRACECAR_CORRELATION_HEADER": "X Correlation"},
+			`TRACECAR_CORRELATION_HEADER="X Correlation": not a header name; ` + wantHeader},
+		{"header name with colon", map[string]string{"TRACECAR_CORRELATION_HEADER": "X-Id:"},
+			`TRACECAR_CORRELATION_HEADER="X-Id:": not a header name; ` + wantHeader},
+		{"trace context header", map[string]string{"TRACECAR_CORRELATION_HEADER": "traceparent"},
+			`TRACECAR_CORRELATION_HEADER="traceparent": reserved header name; ` + wantHeader},
+		{"hop-by-hop header", map[string]string{"TRACECAR_CORRELATION_HEADER": "Connection"},
+			`TRACECAR_CORRELATION_HEADER="Connection": reserved header name; ` + wantHeader},
+		{"max len 0", map[string]string{"TRACECAR_CORRELATION_MAX_LEN": "0"},
+			`TRACECAR_CORRELATION_MAX_LEN="0": out of range; want an integer 1-1024`},
+		{"max len 1025", map[string]string{"TRACECAR_CORRELATION_MAX_LEN": "1025"},
+			`TRACECAR_CORRELATION_MAX_LEN="1025": out of range; want an integer 1-1024`},
+
+		// Booleans and words
+		{"bool yes", map[string]string{"TRACECAR_TRUST_INCOMING_TRACE": "yes"},
+			`TRACECAR_TRUST_INCOMING_TRACE="yes": not true or false; want true or false`},
+		{"log level", map[string]string{"TRACECAR_LOG_LEVEL": "verbose"},
+			`TRACECAR_LOG_LEVEL="verbose": unknown value; want one of debug, info, warn or error`},
+		{"log level with offset", map[string]string{"TRACECAR_LOG_LEVEL": "info+2"},
+			`TRACECAR_LOG_LEVEL="info+2": unknown value; want one of debug, info, warn or error`},
+		{"log format", map[string]string{"TRACECAR_LOG_FORMAT": "logfmt"},
+			`TRACECAR_LOG_FORMAT="logfmt": unknown value; want one of json or text`},
+
+		// Durations
+		{"negative duration", map[string]string{"TRACECAR_DRAIN_TIMEOUT": "-5s"},
+			`TRACECAR_DRAIN_TIMEOUT="-5s": negative duration; ` + wantDuration},
+		{"negative drain delay", map[string]string{"TRACECAR_DRAIN_DELAY": "-1ns"},
+			`TRACECAR_DRAIN_DELAY="-1ns": negative duration; ` + wantDuration},
+		{"duration without unit", map[string]string{"TRACECAR_STREAM_IDLE_TIMEOUT": "5"},
+			`TRACECAR_STREAM_IDLE_TIMEOUT="5": not a duration; ` + wantDuration},
+		{"duration garbage", map[string]string{"TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT": "soon"},
+			`TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT="soon": not a duration; ` + wantDuration},
+		{"zero read header timeout", map[string]string{"TRACECAR_READ_HEADER_TIMEOUT": "0s"},
+			`TRACECAR_READ_HEADER_TIMEOUT="0s": shorter than 1ms; ` + wantPositive},
+		{"negative positive-only duration", map[string]string{"TRACECAR_UPSTREAM_DIAL_TIMEOUT": "-1s"},
+			`TRACECAR_UPSTREAM_DIAL_TIMEOUT="-1s": negative duration; ` + wantPositive},
+
+		// Integers
+		{"non-numeric int", map[string]string{"TRACECAR_UPSTREAM_MAX_IDLE_CONNS": "abc"},
+			`TRACECAR_UPSTREAM_MAX_IDLE_CONNS="abc": not an integer; want an integer 1-65535`},
+		{"header bytes out of range", map[string]string{"TRACECAR_MAX_HEADER_BYTES": "1023"},
+			`TRACECAR_MAX_HEADER_BYTES="1023": out of range; want an integer 1024-16777216`},
+		{"header bytes beyond int32", map[string]string{"TRACECAR_MAX_HEADER_BYTES": "99999999999"},
+			`TRACECAR_MAX_HEADER_BYTES="99999999999": out of range; want an integer 1024-16777216`},
+		{"negative body bytes", map[string]string{"TRACECAR_MAX_BODY_BYTES": "-1"},
+			`TRACECAR_MAX_BODY_BYTES="-1": out of range; want an integer >= 0`},
+		{"body bytes with unit", map[string]string{"TRACECAR_MAX_BODY_BYTES": "10MB"},
+			`TRACECAR_MAX_BODY_BYTES="10MB": not an integer; want an integer >= 0`},
+		{"queue size 0", map[string]string{"TRACECAR_SPAN_QUEUE_SIZE": "0"},
+			`TRACECAR_SPAN_QUEUE_SIZE="0": out of range; want an integer 1-1048576`},
+		{"batch larger than queue", map[string]string{"TRACECAR_SPAN_QUEUE_SIZE": "100", "TRACECAR_SPAN_BATCH_SIZE": "101"},
+			`TRACECAR_SPAN_BATCH_SIZE="101": larger than TRACECAR_SPAN_QUEUE_SIZE (100); want an integer from 1 to TRACECAR_SPAN_QUEUE_SIZE`},
+		{"default batch larger than queue", map[string]string{"TRACECAR_SPAN_QUEUE_SIZE": "10"},
+			`TRACECAR_SPAN_BATCH_SIZE="512": larger than TRACECAR_SPAN_QUEUE_SIZE (10); want an integer from 1 to TRACECAR_SPAN_QUEUE_SIZE`},
+
+		// OTEL_*
+		{"unknown sampler", map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"},
+			`OTEL_TRACES_SAMPLER="jaeger_remote": unsupported sampler; ` + wantSampler},
+		{"sampler arg 1.5", map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
+			`OTEL_TRACES_SAMPLER_ARG="1.5": out of range; want a number from 0 to 1 such as 0.25`},
+		{"sampler arg negative", map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "-0.1"},
+			`OTEL_TRACES_SAMPLER_ARG="-0.1": out of range; want a number from 0 to 1 such as 0.25`},
+		{"sampler arg NaN", map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "NaN"},
+			`OTEL_TRACES_SAMPLER_ARG="NaN": out of range; want a number from 0 to 1 such as 0.25`},
+		{"sampler arg percent", map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "10%"},
+			`OTEL_TRACES_SAMPLER_ARG="10%": not a number; want a number from 0 to 1 such as 0.25`},
+		{"bad protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+			`OTEL_EXPORTER_OTLP_PROTOCOL="http/json": unknown value; want one of grpc or http/protobuf`},
+		{"bad traces protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http"},
+			`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http": unknown value; want one of grpc or http/protobuf`},
+		{"bad propagator", map[string]string{"OTEL_PROPAGATORS": "tracecontext,b3"},
+			`OTEL_PROPAGATORS="tracecontext,b3": unknown propagator "b3"; ` + wantProp},
+		{"none with others", map[string]string{"OTEL_PROPAGATORS": "none,baggage"},
+			`OTEL_PROPAGATORS="none,baggage": none cannot be combined with other propagators; ` + wantProp},
+		{"only commas", map[string]string{"OTEL_PROPAGATORS": " , "},
+			`OTEL_PROPAGATORS=" , ": no propagator named; ` + wantProp},
+		{"sdk disabled yes", map[string]string{"OTEL_SDK_DISABLED": "yes"},
+			`OTEL_SDK_DISABLED="yes": unknown value; want true or false`},
+		{"endpoint without scheme", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317"},
+			`OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4317": missing http:// before host:port; want an absolute http:// or https:// URL such as http://127.0.0.1:4318`},
+		{"traces endpoint credentials masked", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "grpc://u:p@collector:4317"},
+			`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="grpc://xxxxx@collector:4317": scheme "grpc" not supported; want an absolute http:// or https:// URL such as http://127.0.0.1:4318/v1/traces`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"TRACECAR_UPSTREAM": upstream}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			if env["TRACECAR_UPSTREAM"] == "\x00unset" {
+				delete(env, "TRACECAR_UPSTREAM")
+			}
+			c, err := Load(env)
+			if err == nil {
+				t.Fatalf("Load accepted %v: %+v", tt.env, c)
+			}
+			if c != nil {
+				t.Errorf("Load returned a Config with its error")
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is %T, want *Error", err, err)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error line\n got %s\nwant %s", got, tt.want)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Errorf("error spans lines: %q", err.Error())
+			}
+			if _, named := tt.env[ce.Var]; !named && ce.Var != "TRACECAR_SPAN_BATCH_SIZE" {
+				t.Errorf("Var = %s, not one of the variables set", ce.Var)
+			}
+		})
+	}
+}
+
+// TestLoadErrorOrder sets several bad variables and expects the first in
+// field order, whether env or a check rejected it, on every run.
+func TestLoadErrorOrder(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{ // check error before env parse error
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_INBOUND_ADDR": ":99999",
+			"TRACECAR_MAX_HEADER_BYTES": "abc", "TRACECAR_LOG_LEVEL": "loud", "OTEL_TRACES_SAMPLER": "x",
+		}, "TRACECAR_INBOUND_ADDR"},
+		{map[string]string{ // env parse error before check error
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_LOG_LEVEL": "loud", "TRACECAR_DRAIN_TIMEOUT": "-5s",
+			"TRACECAR_MAX_HEADER_BYTES": "abc",
+		}, "TRACECAR_LOG_LEVEL"},
+		{map[string]string{ // missing required first
+			"TRACECAR_MAX_HEADER_BYTES": "abc", "TRACECAR_SPAN_QUEUE_SIZE": "x", "OTEL_PROPAGATORS": "b3",
+		}, "TRACECAR_UPSTREAM"},
+		{map[string]string{ // TRACECAR_* before OTEL_*
+			"TRACECAR_UPSTREAM": upstream, "OTEL_TRACES_SAMPLER": "x", "TRACECAR_SPAN_QUEUE_SIZE": "0",
+		}, "TRACECAR_SPAN_QUEUE_SIZE"},
+		{map[string]string{ // OTEL_* in declaration order
+			"TRACECAR_UPSTREAM": upstream, "OTEL_SDK_DISABLED": "x", "OTEL_PROPAGATORS": "x",
+			"OTEL_TRACES_SAMPLER": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "x",
+		}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+	}
+	for _, tt := range tests {
+		for range 20 {
+			_, err := Load(tt.env)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("Load(%v) = %v, want *Error", tt.env, err)
+			}
+			if ce.Var != tt.want {
+				t.Fatalf("Load(%v) reported %s, want %s", tt.env, err, tt.want)
+			}
+		}
+	}
+}
+
+func TestLoadNilEnvironmentIgnoresProcessEnv(t *testing.T) {
+	t.Setenv("TRACECAR_UPSTREAM", upstream)
+	_, err := Load(nil)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Var != "TRACECAR_UPSTREAM" || ce.Reason != "not set" {
+		t.Fatalf("Load(nil) = %v, want TRACECAR_UPSTREAM not set", err)
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	long := strings.Repeat("a", 60) + "ééééé" + strings.Repeat("b", 100)
+	tests := []struct {
+		err  Error
+		want string
+	}{
+		{Error{Var: "V", Value: "x", Reason: "bad", Accepted: "y"}, `V="x": bad; want y`},
+		{Error{Var: "V", Reason: "not set", Accepted: "y"}, `V: not set; want y`},
+		{Error{Var: "V", Value: "a\nb\"c", Reason: "bad", Accepted: "y"}, `V="a\nb\"c": bad; want y`},
+		{Error{Var: "V", Value: long, Reason: "bad", Accepted: "y"},
+			`V="` + strings.Repeat("a", 60) + `éééé…": bad; want y`},
+		{Error{Var: "V", Value: strings.Repeat("z", 64), Reason: "bad", Accepted: "y"},
+			`V="` + strings.Repeat("z", 64) + `": bad; want y`},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error()\n got %s\nwant %s", got, tt.want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	tests := map[string]string{
+		"http://app:8080/x":            "http://app:8080/x",
+		"http://u:p@app/x":             "http://xxxxx@app/x",
+		"http://u:p/w@app/x":           "http://xxxxx@app/x",
+		"http://app/x?next=a@b":        "http://app/x?next=a@b",
+		"no scheme u:p@app":            "no scheme u:p@app",
+		"https://token@collector:4318": "https://xxxxx@collector:4318",
+	}
+	for in, want := range tests {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestFieldNamesUnique(t *testing.T) {
+	// env reports parse errors by Go field name; Load maps the name back to
+	// its variable, so a name must lead back to its own variable.
+	var keys []string
+	for _, ty := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[otelEnv]()} {
+		for _, f := range fieldsOf(ty) {
+			keys = append(keys, f.key)
+			if got := keyOfField(f.sf.Name); got != f.key {
+				t.Errorf("keyOfField(%s) = %q, want %q", f.sf.Name, got, f.key)
+			}
+		}
+	}
+	slices.Sort(keys)
+	if k := slices.Compact(slices.Clone(keys)); len(k) != len(keys) {
+		t.Errorf("a variable is declared twice: %v", keys)
+	}
+}

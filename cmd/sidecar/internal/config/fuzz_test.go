@@ -1,0 +1,78 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// FuzzLoad sets one variable to an arbitrary value. Load must never panic;
+// it either accepts the value, giving a Config that keeps every bound, or
+// returns an *Error whose message is one short line naming a variable.
+func FuzzLoad(f *testing.F) {
+	keys := []string{}
+	for _, ty := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[otelEnv]()} {
+		for _, fl := range fieldsOf(ty) {
+			keys = append(keys, fl.key)
+		}
+	}
+	for i, v := range []string{
+		"http://127.0.0.1:8080", ":15006", "127.0.0.1:15000", "X-Correlation-ID", "128", "true",
+		"info", "json", "false", "0s", "-5s", "65536", "-1", "10s", "abc", "5", "30s", "90s",
+		"1024", "1m", "2048", "512", "svc", "a=b", "http://[::1", "localhost:4317", "grpc",
+		"http/json", "k=v", "jaeger_remote", "1.5", "b3,none", "TRUE", strings.Repeat("é", 100),
+	} {
+		f.Add(uint8(i), v)
+	}
+	f.Fuzz(func(t *testing.T, idx uint8, value string) {
+		key := keys[int(idx)%len(keys)]
+		environ := map[string]string{"TRACECAR_UPSTREAM": "http://127.0.0.1:8080", key: value}
+		c, err := Load(environ)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s=%q: error %T %v is not *Error", key, value, err, err)
+			}
+			msg := err.Error()
+			if ce.Var != key && ce.Var != "TRACECAR_SPAN_BATCH_SIZE" {
+				t.Fatalf("%s=%q: error names %s: %s", key, value, ce.Var, msg)
+			}
+			if !strings.HasPrefix(msg, ce.Var) || strings.ContainsAny(msg, "\r\n") ||
+				utf8.RuneCountInString(msg) > 800 || !strings.Contains(msg, "; want ") {
+				t.Fatalf("%s=%q: bad message %q", key, value, msg)
+			}
+			return
+		}
+		if c.Upstream == nil || c.Upstream.Host == "" {
+			t.Fatalf("%s=%q: no upstream: %+v", key, value, c)
+		}
+		v := reflect.ValueOf(c).Elem()
+		for _, fl := range fieldsOf(v.Type()) {
+			fv := v.Field(fl.index)
+			if fl.sf.Type == durationType {
+				if time.Duration(fv.Int()) < fl.minDuration() {
+					t.Fatalf("%s=%q: %s = %v below its minimum", key, value, fl.key, fv.Interface())
+				}
+				continue
+			}
+			if !isInt(fv.Kind()) {
+				continue
+			}
+			if lo, ok := fl.intTag("min"); ok && fv.Int() < lo {
+				t.Fatalf("%s=%q: %s = %v below %d", key, value, fl.key, fv.Interface(), lo)
+			}
+			if hi, ok := fl.intTag("max"); ok && fv.Int() > hi {
+				t.Fatalf("%s=%q: %s = %v above %d", key, value, fl.key, fv.Interface(), hi)
+			}
+		}
+		if c.SpanBatchSize > c.SpanQueueSize {
+			t.Fatalf("%s=%q: batch %d > queue %d", key, value, c.SpanBatchSize, c.SpanQueueSize)
+		}
+		if r := c.OTel.SamplerArg; !(r >= 0 && r <= 1) {
+			t.Fatalf("%s=%q: sampler arg %v", key, value, r)
+		}
+	})
+}
