@@ -31,7 +31,7 @@ bin/golangci-lint:
 	GOBIN=$(GOBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 demo: bin/sidecar bin/demo-app bin/jaeger
-	./deploy/demo/run.sh
+	./deploy/demo/run.sh --no-build
 
 test: lint unit e2e
 

@@ -1,5 +1,8 @@
-// Module tracecar-tools pins the Jaeger build used by `make demo` and the e2e tests.
-// It is a separate module so the product's go.mod stays small.
+// This module pins the Jaeger build used by `make demo` and the e2e tests:
+// Jaeger v1.76.0 (= v2.13.0) cmd/jaeger, the OpenTelemetry-collector based
+// Jaeger, built by `make bin/jaeger` and run with config.yaml beside this file.
+// It is a separate module so the product's go.mod stays small. A source build
+// has no UI assets; the jaegertracing/jaeger image has them.
 module github.com/tracecar/tracecar/deploy/jaeger
 
 go 1.26
