@@ -47,8 +47,10 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		ServiceVersion: version,
 		Protocol:       cfg.OTel.Protocol,
 		Disabled:       cfg.OTel.SDKDisabled,
-		QueueSize:      cfg.SpanQueueSize,
-		BatchSize:      cfg.SpanBatchSize,
+		QueueSize:      cfg.OTel.BSPMaxQueueSize,
+		BatchSize:      cfg.OTel.BSPMaxExportBatchSize,
+		ExportInterval: cfg.OTel.BSPScheduleDelay,
+		ExportTimeout:  cfg.OTel.BSPExportTimeout,
 		Logger:         log,
 		Registerer:     reg,
 	})

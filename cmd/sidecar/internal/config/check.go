@@ -21,7 +21,6 @@ var custom = map[string]checkFunc{
 	"TRACECAR_INBOUND_ADDR":       checkAddr,
 	"TRACECAR_ADMIN_ADDR":         checkAddr,
 	"TRACECAR_CORRELATION_HEADER": checkHeaderName,
-	"TRACECAR_SPAN_BATCH_SIZE":    checkBatchSize,
 }
 
 func checkUpstream(c *Config, f field, raw string) *Error {
@@ -200,11 +199,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-func checkBatchSize(c *Config, f field, raw string) *Error {
-	if c.SpanBatchSize > c.SpanQueueSize {
-		return f.fail(raw, fmt.Sprintf("larger than TRACECAR_SPAN_QUEUE_SIZE (%d)", c.SpanQueueSize))
-	}
-	return nil
 }

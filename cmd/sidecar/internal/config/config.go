@@ -88,12 +88,6 @@ type Config struct {
 	// no bytes either way for this long; 0 turns it off.
 	StreamIdleTimeout time.Duration `env:"TRACECAR_STREAM_IDLE_TIMEOUT" envDefault:"0s" help:"A streaming response or WebSocket with no bytes either way for this long is closed; 0 = off."`
 
-	// SpanQueueSize bounds the spans waiting for export; when full, new
-	// spans are dropped and counted.
-	SpanQueueSize int `env:"TRACECAR_SPAN_QUEUE_SIZE" envDefault:"2048" min:"1" max:"1048576" help:"Spans held for export; when full, new spans are dropped and counted."`
-	// SpanBatchSize is the most spans sent in one export; at most SpanQueueSize.
-	SpanBatchSize int `env:"TRACECAR_SPAN_BATCH_SIZE" envDefault:"512" min:"1" max:"1048576" help:"Most spans sent in one OTLP export request." want:"an integer from 1 to TRACECAR_SPAN_QUEUE_SIZE"`
-
 	// OTel holds the checked OTEL_* settings.
 	OTel OTel `env:"-"`
 

@@ -49,14 +49,16 @@ func TestLoadDefaults(t *testing.T) {
 		UpstreamIdleConnTimeout:       90 * time.Second,
 		UpstreamMaxIdleConns:          1024,
 		StreamIdleTimeout:             0,
-		SpanQueueSize:                 2048,
-		SpanBatchSize:                 512,
 		OTel: OTel{
-			Protocol:    ProtocolHTTPProtobuf,
-			Sampler:     SamplerParentBasedAlwaysOn,
-			SamplerArg:  1,
-			Propagators: []string{PropagatorTraceContext, PropagatorBaggage},
-			SDKDisabled: false,
+			Protocol:              ProtocolHTTPProtobuf,
+			Sampler:               SamplerParentBasedAlwaysOn,
+			SamplerArg:            1,
+			Propagators:           []string{PropagatorTraceContext, PropagatorBaggage},
+			SDKDisabled:           false,
+			BSPScheduleDelay:      5 * time.Second,
+			BSPExportTimeout:      30 * time.Second,
+			BSPMaxQueueSize:       2048,
+			BSPMaxExportBatchSize: 512,
 		},
 		Unknown: nil,
 	}
@@ -119,8 +121,6 @@ var everyVar = map[string]string{
 	"TRACECAR_UPSTREAM_IDLE_CONN_TIMEOUT":       "1h",
 	"TRACECAR_UPSTREAM_MAX_IDLE_CONNS":          "65535",
 	"TRACECAR_STREAM_IDLE_TIMEOUT":              "1m30s",
-	"TRACECAR_SPAN_QUEUE_SIZE":                  "1048576",
-	"TRACECAR_SPAN_BATCH_SIZE":                  "1048576",
 	"OTEL_SERVICE_NAME":                         "orders",
 	"OTEL_RESOURCE_ATTRIBUTES":                  "deployment.environment=dev",
 	"OTEL_EXPORTER_OTLP_ENDPOINT":               "http://127.0.0.1:4317",
@@ -132,6 +132,10 @@ var everyVar = map[string]string{
 	"OTEL_TRACES_SAMPLER_ARG":                   " 0.25 ",
 	"OTEL_PROPAGATORS":                          "baggage, tracecontext,baggage",
 	"OTEL_SDK_DISABLED":                         "TRUE",
+	"OTEL_BSP_SCHEDULE_DELAY":                   "250",
+	"OTEL_BSP_EXPORT_TIMEOUT":                   " 1500 ",
+	"OTEL_BSP_MAX_QUEUE_SIZE":                   "1048576",
+	"OTEL_BSP_MAX_EXPORT_BATCH_SIZE":            "1048576",
 	"TRACECAR_UPSTREM":                          "typo",
 	"TRACECAR_A_TYPO":                           "typo",
 	"PATH":                                      "/usr/bin",
@@ -170,20 +174,40 @@ func TestLoadEveryVariable(t *testing.T) {
 		UpstreamIdleConnTimeout:       time.Hour,
 		UpstreamMaxIdleConns:          65535,
 		StreamIdleTimeout:             90 * time.Second,
-		SpanQueueSize:                 1 << 20,
-		SpanBatchSize:                 1 << 20,
 		OTel: OTel{
-			Protocol:    ProtocolGRPC,
-			Sampler:     SamplerParentBasedTraceIDRatio,
-			SamplerArg:  0.25,
-			Propagators: []string{PropagatorBaggage, PropagatorTraceContext},
-			SDKDisabled: true,
+			Protocol:              ProtocolGRPC,
+			Sampler:               SamplerParentBasedTraceIDRatio,
+			SamplerArg:            0.25,
+			Propagators:           []string{PropagatorBaggage, PropagatorTraceContext},
+			SDKDisabled:           true,
+			BSPScheduleDelay:      250 * time.Millisecond,
+			BSPExportTimeout:      1500 * time.Millisecond,
+			BSPMaxQueueSize:       1 << 20,
+			BSPMaxExportBatchSize: 1 << 20,
 		},
 		Unknown: []string{"TRACECAR_A_TYPO", "TRACECAR_UPSTREM"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("every variable:\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// withBSPDefaults fills the zero OTEL_BSP_* settings of o with the
+// specification's defaults.
+func withBSPDefaults(o OTel) OTel {
+	if o.BSPScheduleDelay == 0 {
+		o.BSPScheduleDelay = 5000 * time.Millisecond
+	}
+	if o.BSPExportTimeout == 0 {
+		o.BSPExportTimeout = 30000 * time.Millisecond
+	}
+	if o.BSPMaxQueueSize == 0 {
+		o.BSPMaxQueueSize = 2048
+	}
+	if o.BSPMaxExportBatchSize == 0 {
+		o.BSPMaxExportBatchSize = 512
+	}
+	return o
 }
 
 func TestLoadOTel(t *testing.T) {
@@ -238,7 +262,9 @@ func TestLoadOTel(t *testing.T) {
 		{
 			name: "empty values mean defaults",
 			env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "", "OTEL_TRACES_SAMPLER": "",
-				"OTEL_PROPAGATORS": "", "OTEL_SDK_DISABLED": "", "OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+				"OTEL_PROPAGATORS": "", "OTEL_SDK_DISABLED": "", "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+				"OTEL_BSP_SCHEDULE_DELAY": "", "OTEL_BSP_EXPORT_TIMEOUT": "", "OTEL_BSP_MAX_QUEUE_SIZE": "",
+				"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": ""},
 			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
 				Propagators: []string{"tracecontext", "baggage"}},
 		},
@@ -248,6 +274,37 @@ func TestLoadOTel(t *testing.T) {
 			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
 				Propagators: []string{"tracecontext", "baggage"}},
 		},
+		{
+			name: "batch span processor durations are milliseconds",
+			env:  map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_BSP_EXPORT_TIMEOUT": "2000"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators:      []string{"tracecontext", "baggage"},
+				BSPScheduleDelay: 100 * time.Millisecond, BSPExportTimeout: 2 * time.Second},
+		},
+		{
+			name: "batch span processor smallest values",
+			env: map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "1", "OTEL_BSP_EXPORT_TIMEOUT": "1",
+				"OTEL_BSP_MAX_QUEUE_SIZE": "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators:      []string{"tracecontext", "baggage"},
+				BSPScheduleDelay: time.Millisecond, BSPExportTimeout: time.Millisecond,
+				BSPMaxQueueSize: 1, BSPMaxExportBatchSize: 1},
+		},
+		{
+			name: "batch size equal to queue size, spaces ignored",
+			env:  map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": " 100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100 "},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators:     []string{"tracecontext", "baggage"},
+				BSPMaxQueueSize: 100, BSPMaxExportBatchSize: 100},
+		},
+		{
+			name: "largest durations",
+			env: map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "2147483647",
+				"OTEL_BSP_EXPORT_TIMEOUT": "2147483647"},
+			want: OTel{Protocol: ProtocolHTTPProtobuf, Sampler: SamplerParentBasedAlwaysOn, SamplerArg: 1,
+				Propagators:      []string{"tracecontext", "baggage"},
+				BSPScheduleDelay: 2147483647 * time.Millisecond, BSPExportTimeout: 2147483647 * time.Millisecond},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,8 +313,8 @@ func TestLoadOTel(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			if !reflect.DeepEqual(c.OTel, tt.want) {
-				t.Errorf("OTel = %+v, want %+v", c.OTel, tt.want)
+			if want := withBSPDefaults(tt.want); !reflect.DeepEqual(c.OTel, want) {
+				t.Errorf("OTel = %+v, want %+v", c.OTel, want)
 			}
 		})
 	}
@@ -284,7 +341,10 @@ func TestLoadAcceptsEdgeValues(t *testing.T) {
 		{"TRACECAR_LOG_LEVEL", "error", func(c *Config) bool { return c.LogLevel == slog.LevelError }},
 		{"TRACECAR_READ_HEADER_TIMEOUT", "1ms", func(c *Config) bool { return c.ReadHeaderTimeout == time.Millisecond }},
 		{"TRACECAR_DRAIN_TIMEOUT", "0", func(c *Config) bool { return c.DrainTimeout == 0 }},
-		{"TRACECAR_SPAN_BATCH_SIZE", "2048", func(c *Config) bool { return c.SpanBatchSize == 2048 }},
+		{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2048", func(c *Config) bool { return c.OTel.BSPMaxExportBatchSize == 2048 }},
+		{"OTEL_BSP_MAX_QUEUE_SIZE", "512", func(c *Config) bool { return c.OTel.BSPMaxQueueSize == 512 }},
+		{"OTEL_BSP_MAX_QUEUE_SIZE", "+4096", func(c *Config) bool { return c.OTel.BSPMaxQueueSize == 4096 }},
+		{"OTEL_BSP_SCHEDULE_DELAY", "007", func(c *Config) bool { return c.OTel.BSPScheduleDelay == 7*time.Millisecond }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
@@ -308,6 +368,9 @@ const (
 	wantHeader   = "want an HTTP header name (RFC 9110 token), not hop-by-hop or trace context, such as X-Correlation-ID"
 	wantSampler  = "want one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
 	wantProp     = "want a comma-separated list of tracecontext, baggage or none"
+	wantDelay    = "want an integer of milliseconds 1-2147483647 such as 5000"
+	wantTimeout  = "want an integer of milliseconds 1-2147483647 such as 30000"
+	wantBatch    = "want an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE"
 )
 
 func TestLoadErrors(t *testing.T) {
@@ -411,12 +474,6 @@ func TestLoadErrors(t *testing.T) {
 			`TRACECAR_MAX_BODY_BYTES="-1": out of range; want an integer >= 0`},
 		{"body bytes with unit", map[string]string{"TRACECAR_MAX_BODY_BYTES": "10MB"},
 			`TRACECAR_MAX_BODY_BYTES="10MB": not an integer; want an integer >= 0`},
-		{"queue size 0", map[string]string{"TRACECAR_SPAN_QUEUE_SIZE": "0"},
-			`TRACECAR_SPAN_QUEUE_SIZE="0": out of range; want an integer 1-1048576`},
-		{"batch larger than queue", map[string]string{"TRACECAR_SPAN_QUEUE_SIZE": "100", "TRACECAR_SPAN_BATCH_SIZE": "101"},
-			`TRACECAR_SPAN_BATCH_SIZE="101": larger than TRACECAR_SPAN_QUEUE_SIZE (100); want an integer from 1 to TRACECAR_SPAN_QUEUE_SIZE`},
-		{"default batch larger than queue", map[string]string{"TRACECAR_SPAN_QUEUE_SIZE": "10"},
-			`TRACECAR_SPAN_BATCH_SIZE="512": larger than TRACECAR_SPAN_QUEUE_SIZE (10); want an integer from 1 to TRACECAR_SPAN_QUEUE_SIZE`},
 
 		// OTEL_*
 		{"unknown sampler", map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"},
@@ -445,6 +502,46 @@ func TestLoadErrors(t *testing.T) {
 			`OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4317": missing http:// before host:port; want an absolute http:// or https:// URL such as http://127.0.0.1:4318`},
 		{"traces endpoint credentials masked", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "grpc://u:p@collector:4317"},
 			`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="grpc://xxxxx@collector:4317": scheme "grpc" not supported; want an absolute http:// or https:// URL such as http://127.0.0.1:4318/v1/traces`},
+
+		// OTEL_BSP_*
+		{"schedule delay not an integer", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "abc"},
+			`OTEL_BSP_SCHEDULE_DELAY="abc": not an integer; ` + wantDelay},
+		{"schedule delay as Go duration", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "5s"},
+			`OTEL_BSP_SCHEDULE_DELAY="5s": not an integer; ` + wantDelay},
+		{"schedule delay fraction", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "1.5"},
+			`OTEL_BSP_SCHEDULE_DELAY="1.5": not an integer; ` + wantDelay},
+		{"schedule delay 0", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "0"},
+			`OTEL_BSP_SCHEDULE_DELAY="0": out of range; ` + wantDelay},
+		{"schedule delay negative", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "-100"},
+			`OTEL_BSP_SCHEDULE_DELAY="-100": out of range; ` + wantDelay},
+		{"schedule delay too long", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "2147483648"},
+			`OTEL_BSP_SCHEDULE_DELAY="2147483648": out of range; ` + wantDelay},
+		{"schedule delay beyond int64", map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "99999999999999999999"},
+			`OTEL_BSP_SCHEDULE_DELAY="99999999999999999999": out of range; ` + wantDelay},
+		{"export timeout not an integer", map[string]string{"OTEL_BSP_EXPORT_TIMEOUT": "30s"},
+			`OTEL_BSP_EXPORT_TIMEOUT="30s": not an integer; ` + wantTimeout},
+		{"export timeout 0", map[string]string{"OTEL_BSP_EXPORT_TIMEOUT": "0"},
+			`OTEL_BSP_EXPORT_TIMEOUT="0": out of range; ` + wantTimeout},
+		{"export timeout negative", map[string]string{"OTEL_BSP_EXPORT_TIMEOUT": "-1"},
+			`OTEL_BSP_EXPORT_TIMEOUT="-1": out of range; ` + wantTimeout},
+		{"queue size 0", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "0"},
+			`OTEL_BSP_MAX_QUEUE_SIZE="0": out of range; want an integer 1-1048576`},
+		{"queue size too large", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "1048577"},
+			`OTEL_BSP_MAX_QUEUE_SIZE="1048577": out of range; want an integer 1-1048576`},
+		{"queue size not an integer", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "2k"},
+			`OTEL_BSP_MAX_QUEUE_SIZE="2k": not an integer; want an integer 1-1048576`},
+		{"batch size 0", map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"},
+			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="0": out of range; ` + wantBatch},
+		{"batch size negative", map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "-512"},
+			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="-512": out of range; ` + wantBatch},
+		{"batch size not an integer", map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "many"},
+			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="many": not an integer; ` + wantBatch},
+		{"batch larger than queue", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "101"},
+			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="101": larger than OTEL_BSP_MAX_QUEUE_SIZE (100); ` + wantBatch},
+		{"batch larger than default queue", map[string]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"},
+			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4096": larger than OTEL_BSP_MAX_QUEUE_SIZE (2048); ` + wantBatch},
+		{"default batch larger than queue", map[string]string{"OTEL_BSP_MAX_QUEUE_SIZE": "10"},
+			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="512": larger than OTEL_BSP_MAX_QUEUE_SIZE (10); ` + wantBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -472,7 +569,7 @@ func TestLoadErrors(t *testing.T) {
 			if strings.ContainsAny(err.Error(), "\r\n") {
 				t.Errorf("error spans lines: %q", err.Error())
 			}
-			if _, named := tt.env[ce.Var]; !named && ce.Var != "TRACECAR_SPAN_BATCH_SIZE" {
+			if _, named := tt.env[ce.Var]; !named && ce.Var != "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" {
 				t.Errorf("Var = %s, not one of the variables set", ce.Var)
 			}
 		})
@@ -495,11 +592,20 @@ func TestLoadErrorOrder(t *testing.T) {
 			"TRACECAR_MAX_HEADER_BYTES": "abc",
 		}, "TRACECAR_LOG_LEVEL"},
 		{map[string]string{ // missing required first
-			"TRACECAR_MAX_HEADER_BYTES": "abc", "TRACECAR_SPAN_QUEUE_SIZE": "x", "OTEL_PROPAGATORS": "b3",
+			"TRACECAR_MAX_HEADER_BYTES": "abc", "OTEL_BSP_MAX_QUEUE_SIZE": "x", "OTEL_PROPAGATORS": "b3",
 		}, "TRACECAR_UPSTREAM"},
 		{map[string]string{ // TRACECAR_* before OTEL_*
-			"TRACECAR_UPSTREAM": upstream, "OTEL_TRACES_SAMPLER": "x", "TRACECAR_SPAN_QUEUE_SIZE": "0",
-		}, "TRACECAR_SPAN_QUEUE_SIZE"},
+			"TRACECAR_UPSTREAM": upstream, "OTEL_TRACES_SAMPLER": "x", "OTEL_BSP_MAX_QUEUE_SIZE": "0",
+			"TRACECAR_MAX_BODY_BYTES": "-1",
+		}, "TRACECAR_MAX_BODY_BYTES"},
+		{map[string]string{ // OTEL_BSP_* in specification order, after the others
+			"TRACECAR_UPSTREAM": upstream, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0", "OTEL_BSP_MAX_QUEUE_SIZE": "0",
+			"OTEL_BSP_EXPORT_TIMEOUT": "0", "OTEL_BSP_SCHEDULE_DELAY": "0",
+		}, "OTEL_BSP_SCHEDULE_DELAY"},
+		{map[string]string{
+			"TRACECAR_UPSTREAM": upstream, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0", "OTEL_BSP_SCHEDULE_DELAY": "x",
+			"OTEL_SDK_DISABLED": "x",
+		}, "OTEL_SDK_DISABLED"},
 		{map[string]string{ // OTEL_* in declaration order
 			"TRACECAR_UPSTREAM": upstream, "OTEL_SDK_DISABLED": "x", "OTEL_PROPAGATORS": "x",
 			"OTEL_TRACES_SAMPLER": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "x",
@@ -580,5 +686,34 @@ func TestFieldNamesUnique(t *testing.T) {
 	slices.Sort(keys)
 	if k := slices.Compact(slices.Clone(keys)); len(k) != len(keys) {
 		t.Errorf("a variable is declared twice: %v", keys)
+	}
+}
+
+// TestLoadBSPDefaultsMatchTags checks the OTEL_BSP_* defaults Load applies
+// against the envDefault tags Usage prints.
+func TestLoadBSPDefaultsMatchTags(t *testing.T) {
+	c, err := Load(map[string]string{"TRACECAR_UPSTREAM": upstream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{
+		"OTEL_BSP_SCHEDULE_DELAY":        c.OTel.BSPScheduleDelay.Milliseconds(),
+		"OTEL_BSP_EXPORT_TIMEOUT":        c.OTel.BSPExportTimeout.Milliseconds(),
+		"OTEL_BSP_MAX_QUEUE_SIZE":        int64(c.OTel.BSPMaxQueueSize),
+		"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": int64(c.OTel.BSPMaxExportBatchSize),
+	}
+	seen := 0
+	for _, f := range fieldsOf(reflect.TypeFor[otelEnv]()) {
+		n, ok := got[f.key]
+		if !ok {
+			continue
+		}
+		seen++
+		if s := fmt.Sprint(n); s != f.def {
+			t.Errorf("%s = %s, tag says %q", f.key, s, f.def)
+		}
+	}
+	if seen != len(got) {
+		t.Errorf("otelEnv declares %d of the %d OTEL_BSP_* variables", seen, len(got))
 	}
 }

@@ -24,6 +24,7 @@ func FuzzLoad(f *testing.F) {
 		"info", "json", "false", "0s", "-5s", "65536", "-1", "10s", "abc", "5", "30s", "90s",
 		"1024", "1m", "2048", "512", "svc", "a=b", "http://[::1", "localhost:4317", "grpc",
 		"http/json", "k=v", "jaeger_remote", "1.5", "b3,none", "TRUE", strings.Repeat("é", 100),
+		"5000", "30000", "0", " 7 ", "+1", "2147483648", "1048577", "99999999999999999999",
 	} {
 		f.Add(uint8(i), v)
 	}
@@ -37,7 +38,9 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("%s=%q: error %T %v is not *Error", key, value, err, err)
 			}
 			msg := err.Error()
-			if ce.Var != key && ce.Var != "TRACECAR_SPAN_BATCH_SIZE" {
+			// A small OTEL_BSP_MAX_QUEUE_SIZE makes the default batch size too large.
+			smallQueue := key == "OTEL_BSP_MAX_QUEUE_SIZE" && ce.Var == "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+			if ce.Var != key && !smallQueue {
 				t.Fatalf("%s=%q: error names %s: %s", key, value, ce.Var, msg)
 			}
 			if !strings.HasPrefix(msg, ce.Var) || strings.ContainsAny(msg, "\r\n") ||
@@ -68,8 +71,21 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("%s=%q: %s = %v above %d", key, value, fl.key, fv.Interface(), hi)
 			}
 		}
-		if c.SpanBatchSize > c.SpanQueueSize {
-			t.Fatalf("%s=%q: batch %d > queue %d", key, value, c.SpanBatchSize, c.SpanQueueSize)
+		o := c.OTel
+		const longest = 2147483647 * time.Millisecond
+		if o.BSPScheduleDelay < time.Millisecond || o.BSPScheduleDelay > longest ||
+			o.BSPScheduleDelay%time.Millisecond != 0 {
+			t.Fatalf("%s=%q: schedule delay %v", key, value, o.BSPScheduleDelay)
+		}
+		if o.BSPExportTimeout < time.Millisecond || o.BSPExportTimeout > longest ||
+			o.BSPExportTimeout%time.Millisecond != 0 {
+			t.Fatalf("%s=%q: export timeout %v", key, value, o.BSPExportTimeout)
+		}
+		if o.BSPMaxQueueSize < 1 || o.BSPMaxQueueSize > 1<<20 {
+			t.Fatalf("%s=%q: queue size %d", key, value, o.BSPMaxQueueSize)
+		}
+		if o.BSPMaxExportBatchSize < 1 || o.BSPMaxExportBatchSize > o.BSPMaxQueueSize {
+			t.Fatalf("%s=%q: batch %d, queue %d", key, value, o.BSPMaxExportBatchSize, o.BSPMaxQueueSize)
 		}
 		if r := c.OTel.SamplerArg; !(r >= 0 && r <= 1) {
 			t.Fatalf("%s=%q: sampler arg %v", key, value, r)

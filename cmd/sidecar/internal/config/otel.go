@@ -1,11 +1,14 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -31,6 +34,20 @@ type OTel struct {
 	Propagators []string
 	// SDKDisabled is OTEL_SDK_DISABLED: no spans are recorded or exported.
 	SDKDisabled bool
+
+	// BSPScheduleDelay is the delay between two consecutive exports of the
+	// batch span processor (OTEL_BSP_SCHEDULE_DELAY, default 5s).
+	BSPScheduleDelay time.Duration
+	// BSPExportTimeout is the longest one export may take
+	// (OTEL_BSP_EXPORT_TIMEOUT, default 30s).
+	BSPExportTimeout time.Duration
+	// BSPMaxQueueSize bounds the spans waiting for export; when the queue is
+	// full, new spans are dropped and counted (OTEL_BSP_MAX_QUEUE_SIZE,
+	// default 2048).
+	BSPMaxQueueSize int
+	// BSPMaxExportBatchSize is the most spans sent in one export, at most
+	// BSPMaxQueueSize (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, default 512).
+	BSPMaxExportBatchSize int
 }
 
 // OTLP transports accepted by OTEL_EXPORTER_OTLP_PROTOCOL.
@@ -71,6 +88,13 @@ type otelEnv struct {
 	SamplerArg         string `env:"OTEL_TRACES_SAMPLER_ARG" usage:"1.0" help:"Sampling ratio of the traceidratio samplers; ignored by the others." want:"a number from 0 to 1 such as 0.25"`
 	Propagators        string `env:"OTEL_PROPAGATORS" envDefault:"tracecontext,baggage" help:"Context propagation formats, comma-separated." want:"a comma-separated list of tracecontext, baggage or none"`
 	SDKDisabled        string `env:"OTEL_SDK_DISABLED" envDefault:"false" oneof:"true false" want:"true or false" help:"true records and exports no spans; requests are still proxied and correlated."`
+	// The batch span processor. The specification defines the two delays
+	// as integers of milliseconds; 0 is refused, as it would export
+	// without pause or time out at once.
+	BSPScheduleDelay      string `env:"OTEL_BSP_SCHEDULE_DELAY" envDefault:"5000" min:"1" max:"2147483647" help:"Delay between two consecutive span exports, in milliseconds." want:"an integer of milliseconds 1-2147483647 such as 5000"`
+	BSPExportTimeout      string `env:"OTEL_BSP_EXPORT_TIMEOUT" envDefault:"30000" min:"1" max:"2147483647" help:"Longest time one span export may take, in milliseconds." want:"an integer of milliseconds 1-2147483647 such as 30000"`
+	BSPMaxQueueSize       string `env:"OTEL_BSP_MAX_QUEUE_SIZE" envDefault:"2048" min:"1" max:"1048576" help:"Spans held for export; when full, new spans are dropped and counted." want:"an integer 1-1048576"`
+	BSPMaxExportBatchSize string `env:"OTEL_BSP_MAX_EXPORT_BATCH_SIZE" envDefault:"512" min:"1" max:"1048576" help:"Most spans sent in one OTLP export request." want:"an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE"`
 }
 
 // loadOTel checks the OTEL_* variables in otelEnv order. Like the SDK, it
@@ -144,7 +168,53 @@ func loadOTel(environ map[string]string) (*OTel, error) {
 		return nil, e
 	}
 	o.SDKDisabled = disabled == "true"
+
+	delay, e := parseInt(byKey["OTEL_BSP_SCHEDULE_DELAY"], raw.BSPScheduleDelay)
+	if e != nil {
+		return nil, e
+	}
+	o.BSPScheduleDelay = time.Duration(delay) * time.Millisecond
+	timeout, e := parseInt(byKey["OTEL_BSP_EXPORT_TIMEOUT"], raw.BSPExportTimeout)
+	if e != nil {
+		return nil, e
+	}
+	o.BSPExportTimeout = time.Duration(timeout) * time.Millisecond
+	queue, e := parseInt(byKey["OTEL_BSP_MAX_QUEUE_SIZE"], raw.BSPMaxQueueSize)
+	if e != nil {
+		return nil, e
+	}
+	o.BSPMaxQueueSize = int(queue)
+	f := byKey["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"]
+	batch, e := parseInt(f, raw.BSPMaxExportBatchSize)
+	if e != nil {
+		return nil, e
+	}
+	// The specification: "Must be less than or equal to
+	// OTEL_BSP_MAX_QUEUE_SIZE". The SDK would quietly shrink the batch.
+	if batch > queue {
+		return nil, f.fail(raw.BSPMaxExportBatchSize,
+			fmt.Sprintf("larger than OTEL_BSP_MAX_QUEUE_SIZE (%d)", queue))
+	}
+	o.BSPMaxExportBatchSize = int(batch)
 	return o, nil
+}
+
+// parseInt parses the decimal integer raw, spaces around it ignored, and
+// checks it against the field's min and max tags.
+func parseInt(f field, raw string) (int64, *Error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, f.fail(raw, "out of range")
+		}
+		return 0, f.fail(raw, "not an integer")
+	}
+	lo, hasLo := f.intTag("min")
+	hi, hasHi := f.intTag("max")
+	if (hasLo && n < lo) || (hasHi && n > hi) {
+		return 0, f.fail(raw, "out of range")
+	}
+	return n, nil
 }
 
 // parsePropagators splits a comma list of propagator names. Empty entries

@@ -29,7 +29,8 @@ func Usage(w io.Writer, program string) {
 	fmt.Fprintf(&b, "        Print a trace from Jaeger as an indented span tree\n")
 	fmt.Fprintf(&b, "        (-jaeger is the Jaeger query URL, default %s).\n", DefaultJaegerURL)
 	fmt.Fprintf(&b, "\nA bad value stops start-up with exit code 2 and one line naming the variable.\n")
-	fmt.Fprintf(&b, "Durations are Go durations such as 500ms, 30s or 2m.\n")
+	fmt.Fprintf(&b, "Durations are Go durations such as 500ms, 30s or 2m, except the OpenTelemetry\n")
+	fmt.Fprintf(&b, "ones, which are integers of milliseconds as the OpenTelemetry specification says.\n")
 
 	fmt.Fprintf(&b, "\nEnvironment:\n")
 	for _, f := range fieldsOf(reflect.TypeFor[Config]()) {

@@ -72,6 +72,14 @@ func TestUsageOTelSection(t *testing.T) {
 		"  OTEL_TRACES_SAMPLER_ARG (default 1.0)\n",
 		"  OTEL_PROPAGATORS (default tracecontext,baggage)\n",
 		"  OTEL_SDK_DISABLED (default false)\n",
+		"  OTEL_BSP_SCHEDULE_DELAY (default 5000)\n        Delay between two consecutive span exports, in milliseconds.\n" +
+			"        Accepts an integer of milliseconds 1-2147483647 such as 5000.\n",
+		"  OTEL_BSP_EXPORT_TIMEOUT (default 30000)\n        Longest time one span export may take, in milliseconds.\n" +
+			"        Accepts an integer of milliseconds 1-2147483647 such as 30000.\n",
+		"  OTEL_BSP_MAX_QUEUE_SIZE (default 2048)\n        Spans held for export; when full, new spans are dropped and counted.\n" +
+			"        Accepts an integer 1-1048576.\n",
+		"  OTEL_BSP_MAX_EXPORT_BATCH_SIZE (default 512)\n        Most spans sent in one OTLP export request.\n" +
+			"        Accepts an integer from 1 to OTEL_BSP_MAX_QUEUE_SIZE.\n",
 	} {
 		if !strings.Contains(otel, want) {
 			t.Errorf("OpenTelemetry section lacks %q", want)
