@@ -120,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw.reset(w, h)
 	defer h.writerBuf.Put(rw)
 
-	ctx, span, cid := h.startSpan(r)
+	ctx, span, cid, own := h.startSpan(r)
 	ctx = propagation.ContextWithCorrelationID(ctx, cid)
 	h.metrics.start()
 
@@ -136,18 +136,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := w.Header()
 	out.Set(h.settings.Correlation.Header, cid)
-	if sc := span.SpanContext(); sc.IsValid() {
+	if own {
+		// Only a span of this hop's own is named: with the SDK disabled, the
+		// no-op span merely carries the caller's context.
 		var buf [64]byte
-		out.Set(headerTraceresponse, string(propagation.AppendTraceresponse(buf[:0], sc)))
+		out.Set(headerTraceresponse, string(propagation.AppendTraceresponse(buf[:0], span.SpanContext())))
 	}
+	r = r.WithContext(ctx)
 
 	defer func() {
+		// Whatever happens, the span ends and the request is counted. An
+		// ErrAbortHandler panic is ReverseProxy giving up on a response
+		// whose body broke off after the headers went out.
 		p := recover()
-		if p != nil && p != http.ErrAbortHandler { //nolint:errorlint // ErrAbortHandler is compared by identity, as net/http does
-			panic(p)
-		}
 		if p != nil && rw.err == nil {
-			// The upstream failed mid-body: ReverseProxy aborts the response.
 			rw.err = proxy.Classify(ctx, errResponseAborted)
 		}
 		h.finish(ctx, r, rw, span, start)
@@ -163,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(rw, r.Body, n)
 	}
-	h.rp.ServeHTTP(rw, r.WithContext(ctx))
+	h.rp.ServeHTTP(rw, r)
 }
 
 // rewrite turns the inbound request into the one sent to the app.

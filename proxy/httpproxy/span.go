@@ -40,8 +40,11 @@ var serverKind = trace.WithSpanKind(trace.SpanKindServer)
 
 // startSpan extracts the caller's context, starts the SERVER span and settles
 // the correlation ID (the caller's when valid, else minted from the trace ID).
-func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Span, cid string) {
+// own reports whether the span has an identity of its own: a no-op tracer
+// (SDK disabled) hands back the caller's span context instead.
+func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Span, cid string, own bool) {
 	ctx = h.prop.Extract(r.Context(), otelprop.HeaderCarrier(r.Header))
+	remote := trace.SpanContextFromContext(ctx)
 	name := r.Method
 	_, known := knownMethods[r.Method]
 	if !known {
@@ -50,7 +53,7 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	if h.settings.Edge {
 		// Edge mode: do not continue an untrusted trace; start a new one and
 		// link the caller's span so the hop stays navigable.
-		if remote := trace.SpanContextFromContext(ctx); remote.IsValid() {
+		if remote.IsValid() {
 			ctx, span = h.tracer.Start(ctx, name, serverKind, trace.WithNewRoot(),
 				trace.WithLinks(trace.Link{SpanContext: remote}))
 		}
@@ -65,7 +68,8 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	if span.IsRecording() {
 		setRequestAttributes(span, r, known, cid)
 	}
-	return ctx, span, cid
+	sc := span.SpanContext()
+	return ctx, span, cid, sc.IsValid() && sc.SpanID() != remote.SpanID()
 }
 
 // setRequestAttributes records the HTTP server span attributes of the OTel

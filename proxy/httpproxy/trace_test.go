@@ -2,6 +2,8 @@ package httpproxy
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -246,5 +248,36 @@ func TestAccessLogLine(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("access log lacks %s:\n%s", want, line)
 		}
+	}
+}
+
+func TestTracingDisabledPassesCallerContextThrough(t *testing.T) {
+	got := make(chan http.Header, 1)
+	app := httptest.NewServer(recordHeaders(got))
+	defer app.Close()
+	u, _ := url.Parse(app.URL)
+	h, err := New(Settings{Upstream: u}, Deps{}) // no tracer provider: no-op tracing
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	defer front.Close()
+	tp := "00-" + callerTrace + "-" + callerSpan + "-01"
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, front.URL, nil)
+	req.Header.Set("Traceparent", tp)
+	resp, err := front.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	up := <-got
+	if up.Get("Traceparent") != tp {
+		t.Errorf("app got traceparent %q, want the caller's %q unchanged", up.Get("Traceparent"), tp)
+	}
+	if tr := resp.Header.Get("Traceresponse"); tr != "" {
+		t.Errorf("traceresponse %q names a span that was never recorded", tr)
+	}
+	if cid := resp.Header.Get("X-Correlation-Id"); cid != callerTrace || up.Get("X-Correlation-Id") != cid {
+		t.Errorf("correlation caller %q app %q, want both the trace ID", cid, up.Get("X-Correlation-Id"))
 	}
 }
