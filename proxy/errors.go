@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+
+	"github.com/tracecar/tracecar/proxy/breaker"
 )
 
 // Sentinel errors of a proxied exchange. Protocol packages wrap them with %w;
@@ -39,7 +41,7 @@ func Classify(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, s := range []error{ErrUpstreamUnreachable, ErrUpstreamTimeout, ErrUpstreamProtocol, ErrBodyTooLarge, ErrClientGone} {
+	for _, s := range []error{ErrUpstreamUnreachable, ErrUpstreamTimeout, ErrUpstreamProtocol, ErrBodyTooLarge, ErrClientGone, breaker.ErrOpen} {
 		if errors.Is(err, s) {
 			return err
 		}
@@ -73,6 +75,10 @@ func Status(err error) int {
 		return http.StatusOK
 	case errors.Is(err, ErrClientGone):
 		return StatusClientClosedRequest
+	case errors.Is(err, breaker.ErrOpen):
+		// The upstream was not tried: the circuit is open. 503 with
+		// Retry-After, as Envoy and Linkerd answer a fail-fast.
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUpstreamTimeout):
@@ -91,6 +97,8 @@ func ErrorType(err error) string {
 	switch {
 	case errors.Is(err, ErrClientGone):
 		return "client_closed"
+	case errors.Is(err, breaker.ErrOpen):
+		return "circuit_open"
 	case errors.Is(err, ErrBodyTooLarge):
 		return "body_too_large"
 	case errors.Is(err, ErrUpstreamTimeout):

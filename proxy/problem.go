@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Problem is an RFC 9457 problem details object, the body of every response
@@ -24,6 +25,8 @@ type Problem struct {
 	// TraceID and CorrelationID let a caller quote the failed request.
 	TraceID       string `json:"trace_id,omitempty"`
 	CorrelationID string `json:"correlation_id,omitempty"`
+	// RetryAfter, when positive, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // ContentTypeProblem is the media type of problem bodies (RFC 9457 §3).
@@ -32,12 +35,14 @@ const ContentTypeProblem = "application/problem+json"
 // ProblemFor builds the problem for an error returned by Classify.
 func ProblemFor(err error, upstream string) Problem {
 	status := Status(err)
-	return Problem{
+	p := Problem{
 		Title:    http.StatusText(status),
 		Status:   status,
 		Detail:   err.Error(),
 		Upstream: upstream,
 	}
+	p.RetryAfter, _ = RetryAfter(err)
+	return p
 }
 
 // WriteProblem writes p as the response. Headers already set on w (the
@@ -57,6 +62,10 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Del("Content-Encoding")
+	if p.RetryAfter > 0 {
+		// RFC 9110 §10.2.3: delay-seconds, rounded up so nobody retries early.
+		h.Set("Retry-After", strconv.FormatInt(int64((p.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body) // the client may be gone; there is nobody left to tell
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/tracecar/tracecar/propagation"
 	"github.com/tracecar/tracecar/proxy"
+	"github.com/tracecar/tracecar/proxy/breaker"
+	"github.com/tracecar/tracecar/proxy/stitch"
 )
 
 // instrumentationName is the OTel instrumentation scope of tracecar's spans.
@@ -46,6 +48,8 @@ type Handler struct {
 	prop     otelprop.TextMapPropagator
 	log      *slog.Logger
 	metrics  *Metrics
+	breaker  *breaker.Breaker
+	stitch   *stitch.Registry
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
 
@@ -68,6 +72,8 @@ func New(s Settings, d Deps) (*Handler, error) {
 		prop:     d.Propagator,
 		log:      d.Logger,
 		metrics:  d.Metrics,
+		breaker:  d.Breaker,
+		stitch:   d.Stitch,
 		tr:       newTransport(s),
 		hijacked: make(map[net.Conn]struct{}),
 	}
@@ -143,7 +149,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Set(headerTraceresponse, string(propagation.AppendTraceresponse(buf[:0], span.SpanContext())))
 	}
 	r = r.WithContext(ctx)
+	if h.stitch != nil {
+		defer h.stitch.Begin(stitch.Entry{SpanContext: span.SpanContext(), CorrelationID: cid})()
+	}
 
+	var report func(breaker.Outcome)
 	defer func() {
 		// Whatever happens, the span ends and the request is counted. An
 		// ErrAbortHandler panic is ReverseProxy giving up on a response
@@ -152,12 +162,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p != nil && rw.err == nil {
 			rw.err = proxy.Classify(ctx, errResponseAborted)
 		}
-		h.finish(ctx, r, rw, span, start)
+		status := rw.finalStatus()
+		if report != nil {
+			h.reportOutcome(span, report, proxy.Outcome(status, rw.err, h.settings.FailureStatuses))
+		}
+		h.finish(ctx, r, rw, span, start, status)
 		if p != nil {
 			panic(p)
 		}
 	}()
 
+	if h.breaker != nil {
+		var err error
+		if report, err = h.allow(span); err != nil {
+			h.errorHandler(rw, r, err)
+			return
+		}
+	}
 	if n := h.settings.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > n {
 			h.errorHandler(rw, r, &http.MaxBytesError{Limit: n})
@@ -223,14 +244,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 }
 
 // finish ends the span and records metrics and the access log line.
-func (h *Handler) finish(ctx context.Context, r *http.Request, rw *responseWriter, span trace.Span, start time.Time) {
-	status := rw.status
-	if rw.err != nil && !rw.wroteHeader {
-		status = proxy.Status(rw.err)
-	}
-	if status == 0 {
-		status = http.StatusOK // the handler wrote nothing: net/http sends 200
-	}
+func (h *Handler) finish(ctx context.Context, r *http.Request, rw *responseWriter, span trace.Span, start time.Time, status int) {
 	elapsed := time.Since(start)
 	h.endSpan(span, rw, status)
 	h.metrics.done(r.Method, status, elapsed)

@@ -11,6 +11,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tracecar/tracecar/propagation"
+	"github.com/tracecar/tracecar/proxy"
+	"github.com/tracecar/tracecar/proxy/breaker"
+	"github.com/tracecar/tracecar/proxy/stitch"
 )
 
 // Defaults applied by New to zero Settings fields.
@@ -55,16 +58,26 @@ type Settings struct {
 	StreamIdleTimeout time.Duration
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
+	// FailureStatuses are the app's statuses that count as failures for
+	// the circuit breaker. Zero: proxy.DefaultFailureStatuses (500, 502,
+	// 503, 504; not 429).
+	FailureStatuses []int
 }
 
 // Deps are the collaborators of the proxy, passed in rather than taken from
 // globals. Nil fields mean: no-op tracing, the strict W3C propagator,
-// slog.Default(), no metrics.
+// slog.Default(), no metrics, no circuit breaker, no stitching.
 type Deps struct {
 	TracerProvider trace.TracerProvider
 	Propagator     otelprop.TextMapPropagator
 	Logger         *slog.Logger
 	Metrics        *Metrics
+	// Breaker guards the app: while it is open, requests are answered 503
+	// with Retry-After without reaching the app.
+	Breaker *breaker.Breaker
+	// Stitch remembers in-flight and recent inbound requests by correlation
+	// ID so the egress proxy can parent the app's outbound calls under them.
+	Stitch *stitch.Registry
 }
 
 // ErrNoUpstream is returned by New when Settings.Upstream is missing.
@@ -91,6 +104,9 @@ func (s *Settings) applyDefaults() error {
 	}
 	if s.MaxIdleConns == 0 {
 		s.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if s.FailureStatuses == nil {
+		s.FailureStatuses = proxy.DefaultFailureStatuses
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/tracecar/tracecar/proxy"
 	"github.com/tracecar/tracecar/proxy/httpproxy/internal/wsmeter"
 )
 
@@ -24,6 +25,19 @@ type responseWriter struct {
 
 func (w *responseWriter) reset(rw http.ResponseWriter, h *Handler) {
 	*w = responseWriter{rw: rw, h: h}
+}
+
+// finalStatus is the status the client got (or, for a client that hung up,
+// the 499 that is logged).
+func (w *responseWriter) finalStatus() int {
+	switch {
+	case w.err != nil && !w.wroteHeader:
+		return proxy.Status(w.err)
+	case w.status == 0:
+		return http.StatusOK // nothing written: net/http sends 200
+	default:
+		return w.status
+	}
 }
 
 func (w *responseWriter) Header() http.Header { return w.rw.Header() }
