@@ -7,8 +7,11 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/caarlos0/env/v11"
 )
 
 // checkFunc validates one variable beyond what its tags express, and may
@@ -16,11 +19,38 @@ import (
 type checkFunc func(c *Config, f field, raw string) *Error
 
 // custom holds the checks of the variables whose rules tags cannot express.
+// A custom check is also asked for the reason when env cannot parse the
+// text, so it must judge raw itself, not the parsed field.
 var custom = map[string]checkFunc{
-	"TRACECAR_UPSTREAM":           checkUpstream,
-	"TRACECAR_INBOUND_ADDR":       checkAddr,
-	"TRACECAR_ADMIN_ADDR":         checkAddr,
-	"TRACECAR_CORRELATION_HEADER": checkHeaderName,
+	"TRACECAR_UPSTREAM":                 checkUpstream,
+	"TRACECAR_INBOUND_ADDR":             checkAddr,
+	"TRACECAR_ADMIN_ADDR":               checkAddr,
+	"TRACECAR_CORRELATION_HEADER":       checkHeaderName,
+	"TRACECAR_EGRESS_ADDR":              checkAddr,
+	"TRACECAR_EGRESS_ALLOW":             checkEgressAllow,
+	"TRACECAR_BREAKER_FAILURE_RATIO":    checkRatio,
+	"TRACECAR_BREAKER_FAILURE_STATUSES": checkFailureStatuses,
+}
+
+// relations holds the checks of a variable against those declared before
+// it. They run only once the variable itself passed its checks, so they
+// judge parsed fields.
+var relations = map[string]checkFunc{
+	"TRACECAR_BREAKER_FAILURE_RATIO":    checkTripRules,
+	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": checkMaxOpenTimeout,
+}
+
+// parsers extends env's parsers for the types whose text is more than a
+// plain comma list; the custom check of the variable says why a text
+// does not parse.
+var parsers = map[reflect.Type]env.ParserFunc{
+	reflect.TypeFor[[]int](): func(raw string) (any, error) {
+		statuses, _, reason := parseStatuses(raw)
+		if reason != "" {
+			return nil, errors.New(reason)
+		}
+		return statuses, nil
+	},
 }
 
 func checkUpstream(c *Config, f field, raw string) *Error {

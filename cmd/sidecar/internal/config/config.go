@@ -88,6 +88,74 @@ type Config struct {
 	// no bytes either way for this long; 0 turns it off.
 	StreamIdleTimeout time.Duration `env:"TRACECAR_STREAM_IDLE_TIMEOUT" envDefault:"0s" help:"A streaming response or WebSocket with no bytes either way for this long is closed; 0 = off."`
 
+	// EgressEnabled runs the egress proxy: the forward proxy the app sets
+	// as HTTP_PROXY and HTTPS_PROXY to reach its dependencies.
+	EgressEnabled bool `env:"TRACECAR_EGRESS_ENABLED" envDefault:"true" help:"Run the egress proxy, the forward proxy the app sets as HTTP_PROXY and HTTPS_PROXY."`
+	// EgressAddr is the host:port the egress proxy listens on.
+	EgressAddr string `env:"TRACECAR_EGRESS_ADDR" envDefault:"127.0.0.1:15001" help:"Address the egress proxy listens on; keep it on loopback, or anyone who reaches it can use it." want:"host:port with port 0-65535"`
+	// EgressAllow lists the destinations the egress proxy may reach; nil
+	// means any destination. Entries are trimmed, lower case, without
+	// duplicates, in one of these forms (an entry without a port allows
+	// every port):
+	//
+	//	api.example.com  api.example.com:443  a host name (RFC 1123)
+	//	*.example.com    *.example.com:443    any name below example.com
+	//	10.1.2.3         10.1.2.3:8080        an IPv4 address
+	//	::1              [::1]:443            an IPv6 address, canonical form
+	//	10.0.0.0/8       fd00::/8             a CIDR prefix, canonical form
+	EgressAllow []string `env:"TRACECAR_EGRESS_ALLOW" envDefault:"" usage:"empty, any destination" help:"Destinations the egress proxy may reach, comma-separated; empty allows any destination." want:"a comma-separated list of host, host:port, *.domain, IP, IP:port, [IPv6]:port or CIDR such as api.example.com:443,*.internal,10.0.0.0/8"`
+	// EgressMaxConcurrent bounds the egress requests and tunnels in flight;
+	// beyond it, requests get 503.
+	EgressMaxConcurrent int `env:"TRACECAR_EGRESS_MAX_CONCURRENT" envDefault:"1024" min:"1" max:"1000000" help:"Most egress requests and tunnels in flight at once; beyond it, requests get 503."`
+	// EgressTimeout is the time limit of one egress request; streams are
+	// exempt. 0 means no limit.
+	EgressTimeout time.Duration `env:"TRACECAR_EGRESS_TIMEOUT" envDefault:"30s" help:"Time limit of one egress request; streams (event streams, WebSockets, CONNECT tunnels) are exempt; 0 = none."`
+	// EgressSerialInference parents an egress call that carries neither
+	// trace context nor correlation ID under the inbound request in
+	// flight, when there is exactly one.
+	EgressSerialInference bool `env:"TRACECAR_EGRESS_SERIAL_INFERENCE" envDefault:"false" help:"When exactly one inbound request is in flight, attach outbound calls without trace context or correlation ID to it."`
+
+	// BreakerEnabled guards each upstream (the local app, and each egress
+	// destination host:port) with its own circuit breaker.
+	BreakerEnabled bool `env:"TRACECAR_BREAKER_ENABLED" envDefault:"true" help:"Guard each upstream (the local app, each egress destination host:port) with a circuit breaker."`
+	// BreakerConsecutiveFailures opens a breaker after this many
+	// consecutive failures; 0 turns the rule off. Load refuses 0 here
+	// together with a BreakerFailureRatio of 0 while BreakerEnabled.
+	BreakerConsecutiveFailures int `env:"TRACECAR_BREAKER_CONSECUTIVE_FAILURES" envDefault:"5" min:"0" max:"1000000" help:"Open the breaker after this many consecutive failures; 0 turns this rule off."`
+	// BreakerFailureRatio opens a breaker when at least this share of the
+	// requests in BreakerWindow failed, once there were
+	// BreakerMinRequests; in (0, 1], or 0 to turn the rule off.
+	BreakerFailureRatio float64 `env:"TRACECAR_BREAKER_FAILURE_RATIO" envDefault:"0.5" help:"Open the breaker when this share of the requests in the window failed; 0 turns this rule off." want:"a number from 0 (rule off) to 1 such as 0.5"`
+	// BreakerMinRequests is the number of requests BreakerWindow must hold
+	// before BreakerFailureRatio is judged.
+	BreakerMinRequests int `env:"TRACECAR_BREAKER_MIN_REQUESTS" envDefault:"20" min:"1" max:"1000000" help:"Requests the window must hold before the failure ratio is judged."`
+	// BreakerWindow is the rolling window of BreakerFailureRatio.
+	BreakerWindow time.Duration `env:"TRACECAR_BREAKER_WINDOW" envDefault:"10s" min:"100ms" help:"Rolling window over which the failure ratio is measured."`
+	// BreakerOpenTimeout is the first open period: how long an open breaker
+	// rejects requests before it admits probes.
+	BreakerOpenTimeout time.Duration `env:"TRACECAR_BREAKER_OPEN_TIMEOUT" envDefault:"5s" min:"1ms" help:"How long an open breaker rejects requests before admitting probes; doubles, with jitter, each time it reopens."`
+	// BreakerMaxOpenTimeout caps the doubling open period; at least
+	// BreakerOpenTimeout.
+	BreakerMaxOpenTimeout time.Duration `env:"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT" envDefault:"60s" min:"1ms" help:"Longest open period the doubling reaches." want:"a Go duration >= TRACECAR_BREAKER_OPEN_TIMEOUT such as 60s"`
+	// BreakerHalfOpenProbes is the number of probe requests a half-open
+	// breaker admits at once.
+	BreakerHalfOpenProbes int `env:"TRACECAR_BREAKER_HALF_OPEN_PROBES" envDefault:"1" min:"1" max:"1000" help:"Probe requests a half-open breaker admits at once; the others are still rejected."`
+	// BreakerSuccessesToClose is the number of consecutive probe successes
+	// that close a half-open breaker; a probe failure reopens it.
+	BreakerSuccessesToClose int `env:"TRACECAR_BREAKER_SUCCESSES_TO_CLOSE" envDefault:"2" min:"1" max:"1000" help:"Consecutive probe successes that close the breaker; a failed probe reopens it."`
+	// BreakerFailureStatuses lists, sorted and without duplicates, the
+	// upstream response statuses counted as failures, besides connect
+	// errors and timeouts. It is empty, not nil, for "none".
+	BreakerFailureStatuses []int `env:"TRACECAR_BREAKER_FAILURE_STATUSES" envDefault:"500,502,503,504" help:"Response statuses counted as failures, besides connect errors and timeouts; 429 is deliberately not in the default." want:"a comma-separated list of status codes 100-599 and ranges such as 500,502-504, or none"`
+	// BreakerMaxUpstreams bounds the breakers kept, one per upstream.
+	BreakerMaxUpstreams int `env:"TRACECAR_BREAKER_MAX_UPSTREAMS" envDefault:"1024" min:"1" max:"1000000" help:"Most breakers kept, one per upstream; when full, the least recently used closed one is forgotten."`
+
+	// StitchMaxEntries bounds the inbound requests remembered by
+	// correlation ID for trace stitching.
+	StitchMaxEntries int `env:"TRACECAR_STITCH_MAX_ENTRIES" envDefault:"10000" min:"1" max:"10000000" help:"Inbound requests remembered by correlation ID for trace stitching; when full, the oldest finished one is forgotten."`
+	// StitchTTL is how long a finished inbound request stays remembered.
+	StitchTTL time.Duration `env:"TRACECAR_STITCH_TTL" envDefault:"30s" min:"1ms" help:"How long a finished inbound request stays remembered for trace stitching."`
+
 	// OTel holds the checked OTEL_* settings.
 	OTel OTel `env:"-"`
 
@@ -126,9 +194,11 @@ func Load(environ map[string]string) (*Config, error) {
 }
 
 // parse fills c with env and then checks every field in declaration order,
-// so the error returned is that of the first bad variable.
+// so the error returned is that of the first bad variable. A field's checks
+// run in this order: its tags, its custom check, then its relations to the
+// fields declared before it.
 func parse(c *Config, environ map[string]string) error {
-	envErrs, err := envErrors(env.ParseWithOptions(c, env.Options{Environment: environ}))
+	envErrs, err := envErrors(env.ParseWithOptions(c, env.Options{Environment: environ, FuncMap: parsers}))
 	if err != nil {
 		return err
 	}
@@ -142,6 +212,11 @@ func parse(c *Config, environ map[string]string) error {
 			return e
 		}
 		if check, ok := custom[f.key]; ok {
+			if e := check(c, f, raw); e != nil {
+				return e
+			}
+		}
+		if check, ok := relations[f.key]; ok {
 			if e := check(c, f, raw); e != nil {
 				return e
 			}

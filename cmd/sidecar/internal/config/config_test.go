@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,25 @@ func TestLoadDefaults(t *testing.T) {
 		UpstreamIdleConnTimeout:       90 * time.Second,
 		UpstreamMaxIdleConns:          1024,
 		StreamIdleTimeout:             0,
+		EgressEnabled:                 true,
+		EgressAddr:                    "127.0.0.1:15001",
+		EgressAllow:                   nil,
+		EgressMaxConcurrent:           1024,
+		EgressTimeout:                 30 * time.Second,
+		EgressSerialInference:         false,
+		BreakerEnabled:                true,
+		BreakerConsecutiveFailures:    5,
+		BreakerFailureRatio:           0.5,
+		BreakerMinRequests:            20,
+		BreakerWindow:                 10 * time.Second,
+		BreakerOpenTimeout:            5 * time.Second,
+		BreakerMaxOpenTimeout:         60 * time.Second,
+		BreakerHalfOpenProbes:         1,
+		BreakerSuccessesToClose:       2,
+		BreakerFailureStatuses:        []int{500, 502, 503, 504},
+		BreakerMaxUpstreams:           1024,
+		StitchMaxEntries:              10000,
+		StitchTTL:                     30 * time.Second,
 		OTel: OTel{
 			Protocol:              ProtocolHTTPProtobuf,
 			Sampler:               SamplerParentBasedAlwaysOn,
@@ -91,6 +111,18 @@ func TestLoadDefaultsMatchTags(t *testing.T) {
 			if s := strings.ToLower(got.String()); s != f.def {
 				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
 			}
+		case []string:
+			if s := strings.Join(got, ","); s != f.def {
+				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
+			}
+		case []int:
+			texts := make([]string, len(got))
+			for i, n := range got {
+				texts[i] = strconv.Itoa(n)
+			}
+			if s := strings.Join(texts, ","); s != f.def {
+				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
+			}
 		default:
 			if s := fmt.Sprint(got); s != f.def {
 				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
@@ -121,6 +153,25 @@ var everyVar = map[string]string{
 	"TRACECAR_UPSTREAM_IDLE_CONN_TIMEOUT":       "1h",
 	"TRACECAR_UPSTREAM_MAX_IDLE_CONNS":          "65535",
 	"TRACECAR_STREAM_IDLE_TIMEOUT":              "1m30s",
+	"TRACECAR_EGRESS_ENABLED":                   "false",
+	"TRACECAR_EGRESS_ADDR":                      "0.0.0.0:3128",
+	"TRACECAR_EGRESS_ALLOW":                     " API.Example.com:0443, *.Internal ,,10.0.0.0/8,[::1]:443,api.example.com:443",
+	"TRACECAR_EGRESS_MAX_CONCURRENT":            "1000000",
+	"TRACECAR_EGRESS_TIMEOUT":                   "0s",
+	"TRACECAR_EGRESS_SERIAL_INFERENCE":          "true",
+	"TRACECAR_BREAKER_ENABLED":                  "false",
+	"TRACECAR_BREAKER_CONSECUTIVE_FAILURES":     "0",
+	"TRACECAR_BREAKER_FAILURE_RATIO":            "0",
+	"TRACECAR_BREAKER_MIN_REQUESTS":             "1",
+	"TRACECAR_BREAKER_WINDOW":                   "100ms",
+	"TRACECAR_BREAKER_OPEN_TIMEOUT":             "1ms",
+	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT":         "1ms",
+	"TRACECAR_BREAKER_HALF_OPEN_PROBES":         "1000",
+	"TRACECAR_BREAKER_SUCCESSES_TO_CLOSE":       "1000",
+	"TRACECAR_BREAKER_FAILURE_STATUSES":         "599, 500-503,429",
+	"TRACECAR_BREAKER_MAX_UPSTREAMS":            "1",
+	"TRACECAR_STITCH_MAX_ENTRIES":               "10000000",
+	"TRACECAR_STITCH_TTL":                       "1ms",
 	"OTEL_SERVICE_NAME":                         "orders",
 	"OTEL_RESOURCE_ATTRIBUTES":                  "deployment.environment=dev",
 	"OTEL_EXPORTER_OTLP_ENDPOINT":               "http://127.0.0.1:4317",
@@ -174,6 +225,25 @@ func TestLoadEveryVariable(t *testing.T) {
 		UpstreamIdleConnTimeout:       time.Hour,
 		UpstreamMaxIdleConns:          65535,
 		StreamIdleTimeout:             90 * time.Second,
+		EgressEnabled:                 false,
+		EgressAddr:                    "0.0.0.0:3128",
+		EgressAllow:                   []string{"api.example.com:443", "*.internal", "10.0.0.0/8", "[::1]:443"},
+		EgressMaxConcurrent:           1000000,
+		EgressTimeout:                 0,
+		EgressSerialInference:         true,
+		BreakerEnabled:                false,
+		BreakerConsecutiveFailures:    0,
+		BreakerFailureRatio:           0,
+		BreakerMinRequests:            1,
+		BreakerWindow:                 100 * time.Millisecond,
+		BreakerOpenTimeout:            time.Millisecond,
+		BreakerMaxOpenTimeout:         time.Millisecond,
+		BreakerHalfOpenProbes:         1000,
+		BreakerSuccessesToClose:       1000,
+		BreakerFailureStatuses:        []int{429, 500, 501, 502, 503, 599},
+		BreakerMaxUpstreams:           1,
+		StitchMaxEntries:              10000000,
+		StitchTTL:                     time.Millisecond,
 		OTel: OTel{
 			Protocol:              ProtocolGRPC,
 			Sampler:               SamplerParentBasedTraceIDRatio,
@@ -544,35 +614,50 @@ func TestLoadErrors(t *testing.T) {
 			`OTEL_BSP_MAX_EXPORT_BATCH_SIZE="512": larger than OTEL_BSP_MAX_QUEUE_SIZE (10); ` + wantBatch},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{"TRACECAR_UPSTREAM": upstream}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			if env["TRACECAR_UPSTREAM"] == "\x00unset" {
-				delete(env, "TRACECAR_UPSTREAM")
-			}
-			c, err := Load(env)
-			if err == nil {
-				t.Fatalf("Load accepted %v: %+v", tt.env, c)
-			}
-			if c != nil {
-				t.Errorf("Load returned a Config with its error")
-			}
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v is %T, want *Error", err, err)
-			}
-			if got := err.Error(); got != tt.want {
-				t.Errorf("error line\n got %s\nwant %s", got, tt.want)
-			}
-			if strings.ContainsAny(err.Error(), "\r\n") {
-				t.Errorf("error spans lines: %q", err.Error())
-			}
-			if _, named := tt.env[ce.Var]; !named && ce.Var != "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" {
-				t.Errorf("Var = %s, not one of the variables set", ce.Var)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantLoadError(t, tt.env, tt.want) })
+	}
+}
+
+// refusedFor maps a variable to the one whose value can make its default
+// wrong, so that Load names it though it was not set.
+var refusedFor = map[string]string{
+	"OTEL_BSP_MAX_EXPORT_BATCH_SIZE":    "OTEL_BSP_MAX_QUEUE_SIZE",
+	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": "TRACECAR_BREAKER_OPEN_TIMEOUT",
+}
+
+// wantLoadError loads environ, with TRACECAR_UPSTREAM added unless present
+// ("\x00unset" removes it), and expects exactly the error line want from
+// an *Error naming one of the variables set.
+func wantLoadError(t *testing.T, environ map[string]string, want string) {
+	t.Helper()
+	env := map[string]string{"TRACECAR_UPSTREAM": upstream}
+	for k, v := range environ {
+		env[k] = v
+	}
+	if env["TRACECAR_UPSTREAM"] == "\x00unset" {
+		delete(env, "TRACECAR_UPSTREAM")
+	}
+	c, err := Load(env)
+	if err == nil {
+		t.Fatalf("Load accepted %v: %+v", environ, c)
+	}
+	if c != nil {
+		t.Errorf("Load returned a Config with its error")
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is %T, want *Error", err, err)
+	}
+	if got := err.Error(); got != want {
+		t.Errorf("error line\n got %s\nwant %s", got, want)
+	}
+	if strings.ContainsAny(err.Error(), "\r\n") {
+		t.Errorf("error spans lines: %q", err.Error())
+	}
+	if _, named := environ[ce.Var]; !named {
+		if _, cause := environ[refusedFor[ce.Var]]; !cause {
+			t.Errorf("Var = %s, not one of the variables set", ce.Var)
+		}
 	}
 }
 
@@ -606,6 +691,25 @@ func TestLoadErrorOrder(t *testing.T) {
 			"TRACECAR_UPSTREAM": upstream, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0", "OTEL_BSP_SCHEDULE_DELAY": "x",
 			"OTEL_SDK_DISABLED": "x",
 		}, "OTEL_SDK_DISABLED"},
+		{map[string]string{ // egress before breaker before stitching
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_STITCH_TTL": "x", "TRACECAR_BREAKER_FAILURE_STATUSES": "600",
+			"TRACECAR_EGRESS_ALLOW": "a b", "TRACECAR_EGRESS_MAX_CONCURRENT": "x",
+		}, "TRACECAR_EGRESS_ALLOW"},
+		{map[string]string{ // a status env cannot parse, before a later check error
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_BREAKER_FAILURE_STATUSES": "5xx", "TRACECAR_STITCH_TTL": "0s",
+		}, "TRACECAR_BREAKER_FAILURE_STATUSES"},
+		{map[string]string{ // a bad ratio is reported as such, not as both rules off
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_BREAKER_CONSECUTIVE_FAILURES": "0",
+			"TRACECAR_BREAKER_FAILURE_RATIO": "abc", "TRACECAR_BREAKER_WINDOW": "1ms",
+		}, "TRACECAR_BREAKER_FAILURE_RATIO"},
+		{map[string]string{ // both rules off, named before later variables
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_BREAKER_CONSECUTIVE_FAILURES": "0",
+			"TRACECAR_BREAKER_FAILURE_RATIO": "0", "TRACECAR_BREAKER_WINDOW": "1ms",
+		}, "TRACECAR_BREAKER_CONSECUTIVE_FAILURES"},
+		{map[string]string{ // open periods before the probe count
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_BREAKER_HALF_OPEN_PROBES": "0",
+			"TRACECAR_BREAKER_OPEN_TIMEOUT": "1s", "TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": "999ms",
+		}, "TRACECAR_BREAKER_MAX_OPEN_TIMEOUT"},
 		{map[string]string{ // OTEL_* in declaration order
 			"TRACECAR_UPSTREAM": upstream, "OTEL_SDK_DISABLED": "x", "OTEL_PROPAGATORS": "x",
 			"OTEL_TRACES_SAMPLER": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "x",

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ func FuzzLoad(f *testing.F) {
 		"1024", "1m", "2048", "512", "svc", "a=b", "http://[::1", "localhost:4317", "grpc",
 		"http/json", "k=v", "jaeger_remote", "1.5", "b3,none", "TRUE", strings.Repeat("é", 100),
 		"5000", "30000", "0", " 7 ", "+1", "2147483648", "1048577", "99999999999999999999",
+		"api.example.com:443,*.internal,10.0.0.0/8", "[::1]:443", "10.1.2.3/8", "*.", "a..b", "::1",
+		"500-599", "none", "429, 503", "600", "0.5", "-0", "NaN", "1e400", "100ms", "1000000", "2m",
+		"127.0.0.1:15001", " , ",
 	} {
 		f.Add(uint8(i), v)
 	}
@@ -38,9 +42,9 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("%s=%q: error %T %v is not *Error", key, value, err, err)
 			}
 			msg := err.Error()
-			// A small OTEL_BSP_MAX_QUEUE_SIZE makes the default batch size too large.
-			smallQueue := key == "OTEL_BSP_MAX_QUEUE_SIZE" && ce.Var == "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
-			if ce.Var != key && !smallQueue {
+			// A small OTEL_BSP_MAX_QUEUE_SIZE makes the default batch size
+			// too large, and so on.
+			if ce.Var != key && refusedFor[ce.Var] != key {
 				t.Fatalf("%s=%q: error names %s: %s", key, value, ce.Var, msg)
 			}
 			if !strings.HasPrefix(msg, ce.Var) || strings.ContainsAny(msg, "\r\n") ||
@@ -71,6 +75,7 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("%s=%q: %s = %v above %d", key, value, fl.key, fv.Interface(), hi)
 			}
 		}
+		checkEgressBreaker(t, key+"="+value, c)
 		o := c.OTel
 		const longest = 2147483647 * time.Millisecond
 		if o.BSPScheduleDelay < time.Millisecond || o.BSPScheduleDelay > longest ||
@@ -91,4 +96,38 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("%s=%q: sampler arg %v", key, value, r)
 		}
 	})
+}
+
+// checkEgressBreaker checks the invariants of the egress and breaker
+// settings that their tags cannot express.
+func checkEgressBreaker(t *testing.T, input string, c *Config) {
+	t.Helper()
+	if c.EgressAllow != nil && len(c.EgressAllow) == 0 {
+		t.Fatalf("%s: EgressAllow empty but not nil", input)
+	}
+	seen := map[string]bool{}
+	for _, e := range c.EgressAllow {
+		if again, reason := normalizeDestination(e); reason != "" || again != e || seen[e] ||
+			e != strings.ToLower(strings.TrimSpace(e)) || strings.Contains(e, ",") {
+			t.Fatalf("%s: allow entry %q not normal (%q %s) or repeated", input, e, again, reason)
+		}
+		seen[e] = true
+	}
+	if c.BreakerFailureStatuses == nil {
+		t.Fatalf("%s: BreakerFailureStatuses nil", input)
+	}
+	for i, st := range c.BreakerFailureStatuses {
+		if st < 100 || st > 599 || (i > 0 && st <= c.BreakerFailureStatuses[i-1]) {
+			t.Fatalf("%s: statuses %v not sorted, unique, 100-599", input, c.BreakerFailureStatuses)
+		}
+	}
+	if r := c.BreakerFailureRatio; !(r >= 0 && r <= 1) || math.Signbit(r) {
+		t.Fatalf("%s: failure ratio %v", input, r)
+	}
+	if c.BreakerEnabled && c.BreakerConsecutiveFailures == 0 && c.BreakerFailureRatio == 0 {
+		t.Fatalf("%s: enabled breaker with both trip rules off", input)
+	}
+	if c.BreakerMaxOpenTimeout < c.BreakerOpenTimeout {
+		t.Fatalf("%s: max open %v < open %v", input, c.BreakerMaxOpenTimeout, c.BreakerOpenTimeout)
+	}
 }

@@ -18,12 +18,21 @@ func usageText(t *testing.T) string {
 
 // TestUsageListsEveryVariable derives the variables from the struct tags
 // through env itself, not through the code Usage uses, and expects each
-// with its default (or "required") and a line of meaning.
+// with its default (or "required", or the default its usage tag describes)
+// and a line of meaning.
 func TestUsageListsEveryVariable(t *testing.T) {
 	text := usageText(t)
 	params, err := env.GetFieldParamsWithOptions(&Config{}, env.Options{Environment: map[string]string{}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	described := map[string]string{}
+	ty := reflect.TypeFor[Config]()
+	for i := range ty.NumField() {
+		if u, ok := ty.Field(i).Tag.Lookup("usage"); ok {
+			key, _, _ := strings.Cut(ty.Field(i).Tag.Get("env"), ",")
+			described[key] = u
+		}
 	}
 	if len(params) != len(fieldsOf(reflect.TypeFor[Config]())) {
 		t.Fatalf("env sees %d variables, fieldsOf %d", len(params), len(fieldsOf(reflect.TypeFor[Config]())))
@@ -33,6 +42,9 @@ func TestUsageListsEveryVariable(t *testing.T) {
 			t.Errorf("Config declares %s, outside the TRACECAR_ prefix", p.Key)
 		}
 		line := "\n  " + p.Key + " (default " + p.DefaultValue + ")\n        "
+		if u, ok := described[p.Key]; ok {
+			line = "\n  " + p.Key + " (default " + u + ")\n        "
+		}
 		if p.Required {
 			line = "\n  " + p.Key + " (required)\n        "
 		}
@@ -107,5 +119,50 @@ func TestUsageCommands(t *testing.T) {
 	}
 	if DefaultJaegerURL != "http://127.0.0.1:16686" {
 		t.Errorf("DefaultJaegerURL = %s", DefaultJaegerURL)
+	}
+}
+
+// TestUsageEgressBreakerStitch expects the egress, breaker and stitching
+// variables after the inbound ones, in this order, each with its default
+// and meaning.
+func TestUsageEgressBreakerStitch(t *testing.T) {
+	text := usageText(t)
+	at := strings.Index(text, "\n  TRACECAR_STREAM_IDLE_TIMEOUT ")
+	if at < 0 {
+		t.Fatal("usage lacks TRACECAR_STREAM_IDLE_TIMEOUT")
+	}
+	for _, want := range []string{
+		"\n  TRACECAR_EGRESS_ENABLED (default true)\n",
+		"\n  TRACECAR_EGRESS_ADDR (default 127.0.0.1:15001)\n        Address the egress proxy listens on; keep it on loopback",
+		"\n  TRACECAR_EGRESS_ALLOW (default empty, any destination)\n        Destinations the egress proxy may reach, comma-separated; empty allows any destination.\n" +
+			"        Accepts a comma-separated list of host, host:port, *.domain, IP, IP:port, [IPv6]:port or CIDR such as api.example.com:443,*.internal,10.0.0.0/8.\n",
+		"\n  TRACECAR_EGRESS_MAX_CONCURRENT (default 1024)\n",
+		"\n  TRACECAR_EGRESS_TIMEOUT (default 30s)\n        Time limit of one egress request; streams (event streams, WebSockets, CONNECT tunnels) are exempt; 0 = none.\n",
+		"\n  TRACECAR_EGRESS_SERIAL_INFERENCE (default false)\n        When exactly one inbound request is in flight, attach outbound calls without trace context or correlation ID to it.\n",
+		"\n  TRACECAR_BREAKER_ENABLED (default true)\n",
+		"\n  TRACECAR_BREAKER_CONSECUTIVE_FAILURES (default 5)\n        Open the breaker after this many consecutive failures; 0 turns this rule off.\n        Accepts an integer 0-1000000.\n",
+		"\n  TRACECAR_BREAKER_FAILURE_RATIO (default 0.5)\n        Open the breaker when this share of the requests in the window failed; 0 turns this rule off.\n" +
+			"        Accepts a number from 0 (rule off) to 1 such as 0.5.\n",
+		"\n  TRACECAR_BREAKER_MIN_REQUESTS (default 20)\n",
+		"\n  TRACECAR_BREAKER_WINDOW (default 10s)\n",
+		"\n  TRACECAR_BREAKER_OPEN_TIMEOUT (default 5s)\n",
+		"\n  TRACECAR_BREAKER_MAX_OPEN_TIMEOUT (default 60s)\n        Longest open period the doubling reaches.\n        Accepts a Go duration >= TRACECAR_BREAKER_OPEN_TIMEOUT such as 60s.\n",
+		"\n  TRACECAR_BREAKER_HALF_OPEN_PROBES (default 1)\n",
+		"\n  TRACECAR_BREAKER_SUCCESSES_TO_CLOSE (default 2)\n",
+		"\n  TRACECAR_BREAKER_FAILURE_STATUSES (default 500,502,503,504)\n" +
+			"        Response statuses counted as failures, besides connect errors and timeouts; 429 is deliberately not in the default.\n",
+		"\n  TRACECAR_BREAKER_MAX_UPSTREAMS (default 1024)\n",
+		"\n  TRACECAR_STITCH_MAX_ENTRIES (default 10000)\n",
+		"\n  TRACECAR_STITCH_TTL (default 30s)\n",
+	} {
+		i := strings.Index(text, want)
+		if i < 0 {
+			t.Errorf("usage lacks %q", want)
+			continue
+		}
+		if i < at {
+			t.Errorf("usage lists %q out of order", want)
+		}
+		at = i
 	}
 }
