@@ -22,7 +22,9 @@ import (
 	"github.com/tracecar/tracecar/cmd/sidecar/internal/telemetry"
 	"github.com/tracecar/tracecar/propagation"
 	"github.com/tracecar/tracecar/proxy"
+	"github.com/tracecar/tracecar/proxy/breaker"
 	"github.com/tracecar/tracecar/proxy/httpproxy"
+	"github.com/tracecar/tracecar/proxy/stitch"
 )
 
 // telemetryFlushTimeout bounds the final span flush at shutdown.
@@ -61,6 +63,9 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 	otel.SetTracerProvider(tel.TracerProvider)
 	otel.SetTextMapPropagator(prop)
 
+	appBreaker, egressBreakers := newBreakers(cfg, log, reg)
+	stitches := stitch.New(stitch.Settings{MaxEntries: cfg.StitchMaxEntries, TTL: cfg.StitchTTL}, stitch.NewMetrics(reg))
+
 	handler, err := httpproxy.New(httpproxy.Settings{
 		Upstream:              cfg.Upstream,
 		Correlation:           propagation.NewCorrelation(cfg.CorrelationHeader, cfg.CorrelationMaxLen),
@@ -72,11 +77,14 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		MaxIdleConns:          cfg.UpstreamMaxIdleConns,
 		StreamIdleTimeout:     cfg.StreamIdleTimeout,
 		AccessLog:             cfg.AccessLog,
+		FailureStatuses:       cfg.BreakerFailureStatuses,
 	}, httpproxy.Deps{
 		TracerProvider: tel.TracerProvider,
 		Propagator:     prop,
 		Logger:         log,
 		Metrics:        httpproxy.NewMetrics(reg),
+		Breaker:        appBreaker,
+		Stitch:         stitches,
 	})
 	if err != nil {
 		return err
@@ -97,26 +105,37 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	// Bind both listeners before reporting ready, so a taken port fails
+	// Drain order: inbound first (its in-flight requests may still call out
+	// through egress), then egress, then admin (so /metrics and /readyz stay
+	// readable while draining).
+	servers := []*server{{name: "inbound", env: "TRACECAR_INBOUND_ADDR", srv: inbound, close: handler.Close}}
+	if cfg.EgressEnabled {
+		eg, err := newEgress(cfg, log, reg, tel.TracerProvider, prop, egressBreakers, stitches)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, eg)
+	}
+	servers = append(servers, &server{name: "admin", env: "TRACECAR_ADMIN_ADDR", srv: admin})
+
+	// Bind every listener before reporting ready, so a taken port fails
 	// start-up with a clear error instead of a half-started sidecar.
-	inLn, err := net.Listen("tcp", cfg.InboundAddr)
-	if err != nil {
-		return fmt.Errorf("inbound listener (TRACECAR_INBOUND_ADDR): %w", err)
+	for i, s := range servers {
+		if s.ln, err = net.Listen("tcp", s.srv.Addr); err != nil {
+			for _, bound := range servers[:i] {
+				_ = bound.ln.Close()
+			}
+			return fmt.Errorf("%s listener (%s): %w", s.name, s.env, err)
+		}
 	}
-	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
-	if err != nil {
-		_ = inLn.Close()
-		return fmt.Errorf("admin listener (TRACECAR_ADMIN_ADDR): %w", err)
+	errc := make(chan error, len(servers))
+	attrs := []slog.Attr{slog.String("version", version), slog.String("upstream", cfg.Upstream.Redacted())}
+	for _, s := range servers {
+		go func() { errc <- s.serve() }()
+		attrs = append(attrs, slog.String(s.name, s.ln.Addr().String()))
 	}
-	errc := make(chan error, 2)
-	go func() { errc <- serveUntilClosed(inbound, inLn) }()
-	go func() { errc <- serveUntilClosed(admin, adminLn) }()
 	ready.Store(true)
-	log.Info("sidecar ready",
-		slog.String("version", version),
-		slog.String("inbound", inLn.Addr().String()),
-		slog.String("admin", adminLn.Addr().String()),
-		slog.String("upstream", cfg.Upstream.Redacted()))
+	log.LogAttrs(ctx, slog.LevelInfo, "sidecar ready", attrs...)
 
 	var stopErr error
 	select {
@@ -134,21 +153,36 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 			os.Exit(exitFailed)
 		}
 	}()
-	drain(ctx, cfg, log, &ready, inbound, handler)
+	drain(ctx, cfg, log, &ready, servers[:len(servers)-1])
 	flushCtx, cancel := context.WithTimeout(ctx, telemetryFlushTimeout)
 	defer cancel()
 	if err := tel.Shutdown(flushCtx); err != nil {
 		log.Warn("span flush incomplete", slog.Any("error", err))
 	}
-	_ = admin.Close() // last: /metrics stays readable while draining
+	_ = admin.Close()
 	log.Info("stopped")
 	return stopErr
 }
 
+// server is one listener of the sidecar.
+type server struct {
+	name, env string // for logs and errors: "inbound", "TRACECAR_INBOUND_ADDR"
+	srv       *http.Server
+	ln        net.Listener
+	close     func() // releases what Shutdown does not (hijacked conns, pools)
+}
+
+func (s *server) serve() error {
+	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s listener: %w", s.name, err)
+	}
+	return nil
+}
+
 // drain flips readiness, waits the drain delay with listeners open, then
-// lets in-flight requests finish within the drain timeout.
-func drain(ctx context.Context, cfg *config.Config, log *slog.Logger, ready *atomic.Bool,
-	inbound *http.Server, handler *httpproxy.Handler) {
+// shuts the servers down in order, all within one drain timeout: each stops
+// accepting and lets its in-flight requests finish.
+func drain(ctx context.Context, cfg *config.Config, log *slog.Logger, ready *atomic.Bool, servers []*server) {
 	ready.Store(false)
 	if cfg.DrainDelay > 0 {
 		t := time.NewTimer(cfg.DrainDelay)
@@ -156,18 +190,15 @@ func drain(ctx context.Context, cfg *config.Config, log *slog.Logger, ready *ato
 	}
 	shutCtx, cancel := context.WithTimeout(ctx, cfg.DrainTimeout)
 	defer cancel()
-	if err := inbound.Shutdown(shutCtx); err != nil {
-		log.Warn("drain timeout: closing remaining connections", slog.Any("error", err))
-		_ = inbound.Close()
+	for _, s := range servers {
+		if err := s.srv.Shutdown(shutCtx); err != nil {
+			log.Warn("drain timeout: closing remaining connections", slog.String("listener", s.name), slog.Any("error", err))
+			_ = s.srv.Close()
+		}
+		if s.close != nil {
+			s.close()
+		}
 	}
-	handler.Close()
-}
-
-func serveUntilClosed(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // adminMux serves the admin endpoints: liveness, readiness (false while
@@ -204,6 +235,38 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(proxy.NewLogHandler(h))
+}
+
+// newBreakers builds the circuit breakers: one for the app (named by its
+// URL, outside the bounded set so egress traffic can never evict it) and a
+// bounded set with one per egress destination host:port. Both are nil when
+// breaking is disabled.
+func newBreakers(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*breaker.Breaker, *breaker.Set) {
+	if !cfg.BreakerEnabled {
+		return nil, nil
+	}
+	offIsNegative := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	ratio := cfg.BreakerFailureRatio
+	if ratio == 0 {
+		ratio = -1
+	}
+	s := breaker.Settings{
+		ConsecutiveFailures: offIsNegative(cfg.BreakerConsecutiveFailures),
+		FailureRatio:        ratio,
+		MinRequests:         cfg.BreakerMinRequests,
+		Window:              cfg.BreakerWindow,
+		HalfOpenProbes:      cfg.BreakerHalfOpenProbes,
+		SuccessesToClose:    cfg.BreakerSuccessesToClose,
+		OpenTimeout:         cfg.BreakerOpenTimeout,
+		MaxOpenTimeout:      cfg.BreakerMaxOpenTimeout,
+	}
+	obs := breakerObserver{Metrics: breaker.NewMetrics(reg), log: log}
+	return breaker.New(cfg.Upstream.Redacted(), s, obs), breaker.NewSet(s, obs, cfg.BreakerMaxUpstreams)
 }
 
 // noneIsNegative maps the configuration's "0 = no limit" to the proxy's

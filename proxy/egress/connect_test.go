@@ -1,0 +1,136 @@
+package egress
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tlsDestination is a real TLS server and a client that trusts it and
+// reaches it through the proxy with CONNECT.
+func tlsDestination(t *testing.T, r *rig, body string) (*httptest.Server, *http.Client) {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyURL(r.proxyURL())
+	c := &http.Client{Transport: tr}
+	t.Cleanup(c.CloseIdleConnections)
+	return srv, c
+}
+
+func TestConnectTunnel(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		closer func(srv *httptest.Server, c *http.Client)
+		want   string
+	}{
+		{"client closes", func(_ *httptest.Server, c *http.Client) { c.CloseIdleConnections() }, "client_closed"},
+		{"destination closes", func(srv *httptest.Server, _ *http.Client) { srv.CloseClientConnections() }, "upstream_closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			srv, c := tlsDestination(t, r, "secret over TLS")
+			resp, err := c.Get(srv.URL + "/inside")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || body != "secret over TLS" {
+				t.Fatalf("through the tunnel: %d %q", resp.StatusCode, body)
+			}
+			if n := len(r.spans.Ended()); n != 0 {
+				t.Fatalf("%d spans ended while the tunnel is open", n)
+			}
+			tc.closer(srv, c)
+			span := r.onlySpan()
+			if span.Name() != "CONNECT" || span.SpanKind() != trace.SpanKindClient {
+				t.Errorf("span %q kind %v, want CONNECT client", span.Name(), span.SpanKind())
+			}
+			host, port, _ := strings.Cut(srv.Listener.Addr().String(), ":")
+			if v := attr(t, span, "server.address").AsString(); v != host {
+				t.Errorf("server.address = %q, want %q", v, host)
+			}
+			if v := attr(t, span, "server.port").String(); v != port {
+				t.Errorf("server.port = %q, want %q", v, port)
+			}
+			// A TLS handshake and one request each way: well over 100 bytes.
+			sent, recv := attr(t, span, "tracecar.tunnel.bytes_sent").AsInt64(), attr(t, span, "tracecar.tunnel.bytes_received").AsInt64()
+			if sent < 100 || recv < 100 {
+				t.Errorf("bytes sent %d received %d, want both > 100", sent, recv)
+			}
+			if v := attr(t, span, "tracecar.tunnel.end_reason").AsString(); v != tc.want {
+				t.Errorf("end_reason = %q, want %q", v, tc.want)
+			}
+			if v := attr(t, span, "tracecar.parent.source").AsString(); v != "none" {
+				t.Errorf("parent source %q, want none", v)
+			}
+			if span.Status().Code == codes.Error {
+				t.Errorf("status %v for a clean tunnel", span.Status())
+			}
+			if hasAttr(span, "url.full") {
+				t.Error("a tunnel span has url.full")
+			}
+			if got := testutil.ToFloat64(r.proxy.metrics.tunnels); got != 1 {
+				t.Errorf("tunnels_total = %v, want 1", got)
+			}
+			eventually(t, "the concurrency slot to be freed", func() bool { return r.proxy.inflight.Load() == 0 })
+			if !strings.Contains(r.log(), `"end":"`+tc.want+`"`) {
+				t.Errorf("no tunnel log line: %s", r.log())
+			}
+		})
+	}
+}
+
+func TestConnectDialFailure(t *testing.T) {
+	r := newRig(t)
+	target := closedPort(t)
+	resp, body := r.rawConnect(target)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("CONNECT to a closed port got %d, want 502", resp.StatusCode)
+	}
+	p := problem(t, resp, body)
+	if p.Upstream != target || !strings.Contains(p.Detail, "upstream unreachable") {
+		t.Errorf("problem %+v", p)
+	}
+	span := r.onlySpan()
+	if span.Status().Code != codes.Error || attr(t, span, "error.type").AsString() != "upstream_unreachable" {
+		t.Errorf("span status %v error.type %v", span.Status(), attr(t, span, "error.type").String())
+	}
+	if r.proxy.inflight.Load() != 0 {
+		t.Error("concurrency slot leaked")
+	}
+}
+
+func TestConnectNeedsPort(t *testing.T) {
+	r := newRig(t)
+	resp, body := r.rawConnect("example.com")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("CONNECT without a port got %d, want 400", resp.StatusCode)
+	}
+	problem(t, resp, body)
+}
+
+func TestCloseEndsOpenTunnels(t *testing.T) {
+	r := newRig(t)
+	srv, c := tlsDestination(t, r, "x")
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	r.proxy.Close()
+	span := r.onlySpan()
+	if v := attr(t, span, "tracecar.tunnel.end_reason").AsString(); v != "shutdown" {
+		t.Errorf("end_reason = %q, want shutdown", v)
+	}
+}
