@@ -17,16 +17,28 @@ import (
 
 // Service names the processes report to Jaeger.
 const (
-	sidecarService = "e2e-sidecar"
-	appService     = "e2e-app"
+	sidecarService    = "e2e-sidecar"
+	appService        = "e2e-app"
+	downstreamService = "e2e-downstream"
 )
 
 // Addresses of the running processes, set by TestMain.
 var (
-	sidecarURL string // inbound proxy, e.g. http://127.0.0.1:41234
-	appURL     string // demo app, directly
-	adminURL   string // sidecar admin listener
-	queryURL   string // Jaeger query API
+	sidecarURL    string // inbound proxy, e.g. http://127.0.0.1:41234
+	appURL        string // demo app, directly
+	adminURL      string // sidecar admin listener
+	egressAddr    string // sidecar egress proxy (host:port), the app's HTTP_PROXY
+	downstreamURL string // a second demo app, the app's dependency in /chain
+	queryURL      string // Jaeger query API
+)
+
+// What TestMain prepared for tests that start processes of their own.
+var (
+	workDir     string   // logs and binaries
+	sidecarBin  string   // the sidecar, built with -race when the tests have it
+	appBin      string   // the demo app
+	otelEnv     []string // OTEL_* settings that export to the test's Jaeger
+	mainSidecar *process // the sidecar in front of the app at appURL
 )
 
 // startDeadline bounds how long each process may take to become ready.
@@ -42,13 +54,18 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// run starts Jaeger; the demo app behind the sidecar, the app's outbound
+// calls going through the sidecar's egress proxy (HTTP_PROXY), with serial
+// inference on; and a second demo app as their downstream. Then it runs the
+// tests.
 func run(m *testing.M) (code int) {
-	dir, err := os.MkdirTemp("", "tracecar-e2e-")
+	var err error
+	workDir, err = os.MkdirTemp("", "tracecar-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	defer func() { _ = os.RemoveAll(workDir) }()
 
 	var procs []*process
 	defer func() {
@@ -77,29 +94,31 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	sidecarBin, appBin, err := buildBinaries(dir)
+	sidecarBin, appBin, err = buildBinaries(workDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 
-	ports, err := freePorts(8)
+	ports, err := freePorts(10)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
 	otlpHTTP, otlpGRPC, queryHTTP, queryGRPC, health := addr(0), addr(1), addr(2), addr(3), addr(4)
-	appAddr, sidecarAddr, adminAddr := addr(5), addr(6), addr(7)
+	appAddr, sidecarAddr, adminAddr, downstreamAddr := addr(5), addr(6), addr(7), addr(9)
+	egressAddr = addr(8)
 	queryURL, appURL, sidecarURL, adminURL = "http://"+queryHTTP, "http://"+appAddr, "http://"+sidecarAddr, "http://"+adminAddr
+	downstreamURL = "http://" + downstreamAddr
 
-	start := func(name, bin string, args, env []string, readyURL string) error {
-		p, err := startProcess(dir, name, bin, args, env)
+	start := func(name, bin string, args, env []string, readyURL string) (*process, error) {
+		p, err := startProcess(workDir, name, bin, args, env)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		procs = append(procs, p)
-		return p.waitReady(readyURL)
+		return p, p.waitReady(readyURL)
 	}
 
 	configPath, err := filepath.Abs("../deploy/jaeger/config.yaml")
@@ -107,7 +126,7 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	if err := start("jaeger", jaegerBin, []string{"--config=file:" + configPath}, []string{
+	if _, err := start("jaeger", jaegerBin, []string{"--config=file:" + configPath}, []string{
 		"TRACECAR_JAEGER_OTLP_HTTP=" + otlpHTTP,
 		"TRACECAR_JAEGER_OTLP_GRPC=" + otlpGRPC,
 		"TRACECAR_JAEGER_QUERY_HTTP=" + queryHTTP,
@@ -118,23 +137,32 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 
-	otel := []string{
+	otelEnv = []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpHTTP,
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_BSP_SCHEDULE_DELAY=100", // export within 100 ms
 	}
-	if err := start("demo-app", appBin, []string{"-addr", appAddr},
-		append([]string{"OTEL_SERVICE_NAME=" + appService}, otel...), appURL+"/hello"); err != nil {
+	if _, err := start("downstream", appBin, []string{"-addr", downstreamAddr},
+		append([]string{"OTEL_SERVICE_NAME=" + downstreamService}, otelEnv...), downstreamURL+"/hello"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	if err := start("sidecar", sidecarBin, nil, append([]string{
+	if _, err := start("demo-app", appBin, []string{"-addr", appAddr}, append([]string{
+		"OTEL_SERVICE_NAME=" + appService,
+		"HTTP_PROXY=http://" + egressAddr,
+	}, otelEnv...), appURL+"/hello"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if mainSidecar, err = start("sidecar", sidecarBin, nil, append([]string{
 		"OTEL_SERVICE_NAME=" + sidecarService,
 		"TRACECAR_UPSTREAM=" + appURL,
 		"TRACECAR_INBOUND_ADDR=" + sidecarAddr,
 		"TRACECAR_ADMIN_ADDR=" + adminAddr,
+		"TRACECAR_EGRESS_ADDR=" + egressAddr,
+		"TRACECAR_EGRESS_SERIAL_INFERENCE=true",
 		"TRACECAR_DRAIN_TIMEOUT=5s",
-	}, otel...), adminURL+"/readyz"); err != nil {
+	}, otelEnv...), adminURL+"/readyz"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -234,12 +262,17 @@ func startProcess(dir, name, bin string, args, env []string) (*process, error) {
 	return p, nil
 }
 
-// cleanEnv is the test's environment without OTEL_* and TRACECAR_* variables,
-// so a developer's settings cannot change what the processes do.
+// cleanEnv is the test's environment without OTEL_*, TRACECAR_* and proxy
+// variables, so a developer's settings cannot change what the processes do.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "TRACECAR_") && !strings.HasPrefix(kv, "GORACE=") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "GORACE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY":
+			continue
+		}
+		if !strings.HasPrefix(name, "OTEL_") && !strings.HasPrefix(name, "TRACECAR_") {
 			env = append(env, kv)
 		}
 	}

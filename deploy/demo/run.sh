@@ -9,8 +9,13 @@
 #   deploy/demo/run.sh --once      build, run, print the traces, stop everything and exit
 #   deploy/demo/run.sh --no-build  use bin/sidecar and bin/demo-app as they are (make demo)
 #
+# The app's outbound calls (GET /chain?to=URL) go through the sidecar's egress
+# proxy (the app's HTTP_PROXY), which stitches them into the inbound request's
+# trace even when the app forwards only the correlation ID, or nothing.
+#
 # Ports (all on 127.0.0.1):
 #   15006  sidecar inbound (send requests here)  15000  sidecar admin (/metrics, /readyz)
+#   15001  sidecar egress (the app's HTTP_PROXY)
 #   8080   demo app                              16686  Jaeger query API (UI with Docker)
 #   4317   Jaeger OTLP/gRPC   4318  Jaeger OTLP/HTTP  13133  Jaeger health (/status)
 #
@@ -38,6 +43,7 @@ GO=${GO:-go}
 host=127.0.0.1
 sidecar_port=15006
 admin_port=15000
+egress_port=15001
 app_port=8080
 otlp_grpc_port=4317
 otlp_http_port=4318
@@ -118,7 +124,7 @@ ready() {
 	done
 }
 
-for port in $sidecar_port $admin_port $app_port $otlp_grpc_port $otlp_http_port $query_port $health_port; do
+for port in $sidecar_port $admin_port $egress_port $app_port $otlp_grpc_port $otlp_http_port $query_port $health_port; do
 	if listening "$port"; then
 		fail "port $host:$port is already in use (another demo still running?)"
 	fi
@@ -152,15 +158,18 @@ else
 fi
 ready jaeger "http://$host:$health_port/status" 60
 
-say "Starting demo-app on $host:$app_port and the sidecar on $host:$sidecar_port"
+say "Starting demo-app on $host:$app_port and the sidecar on $host:$sidecar_port (egress proxy on $host:$egress_port)"
 export OTEL_EXPORTER_OTLP_ENDPOINT=http://$host:$otlp_http_port
 export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
 export OTEL_BSP_SCHEDULE_DELAY=200 # export spans within 200 ms, so the traces show at once
-OTEL_SERVICE_NAME=demo-app start demo-app bin/demo-app -addr "$host:$app_port"
+OTEL_SERVICE_NAME=demo-app HTTP_PROXY="http://$host:$egress_port" \
+	start demo-app bin/demo-app -addr "$host:$app_port"
 OTEL_SERVICE_NAME=demo-sidecar \
 	TRACECAR_UPSTREAM="http://$host:$app_port" \
 	TRACECAR_INBOUND_ADDR="$host:$sidecar_port" \
 	TRACECAR_ADMIN_ADDR="$host:$admin_port" \
+	TRACECAR_EGRESS_ADDR="$host:$egress_port" \
+	TRACECAR_EGRESS_SERIAL_INFERENCE=true \
 	start sidecar bin/sidecar
 ready demo-app "http://$host:$app_port/hello" 20
 ready sidecar "http://$host:$admin_port/readyz" 20
@@ -217,6 +226,15 @@ send 2 "GET /hello with no trace context: the sidecar starts a trace and mints a
 send 2 "POST /orders" -H "Content-Type: application/json" -d '{"item":"book","quantity":2}' "$base/orders"
 send 2 "GET /fail: the app answers 500" "$base/fail"
 send 2 "GET /events: Server-Sent Events, streamed through as they are written" "$base/events"
+# The app calls its own /hello through the egress proxy; the sidecar's CLIENT
+# span joins the caller's trace however the app behaves.
+hello=http://$host:$app_port/hello
+send 4 "GET /chain: the app calls $hello forwarding only X-Correlation-ID; the sidecar finds the inbound request by it (tracecar.parent.source=correlation_id)" \
+	-H "traceparent: 00-$(hex 16)-$(hex 8)-01" -H "X-Correlation-ID: demo-chain-$(hex 4)" "$base/chain?forward=correlation&to=$hello"
+send 4 "GET /chain: the app forwards its own traceparent (tracecar.parent.source=propagated)" \
+	"$base/chain?forward=traceparent&to=$hello"
+send 4 "GET /chain: the app forwards nothing; the only inbound request in flight is taken as the parent (serial inference, tracecar.parent.source=inferred)" \
+	"$base/chain?forward=none&to=$hello"
 
 say ""
 say "Traces, read back from Jaeger's query API"
@@ -243,6 +261,8 @@ cat <<EOF
   Span tree:        bin/sidecar trace <trace-id> -jaeger $query
   Send requests:    curl -i $base/hello
                     curl -i -H 'X-Correlation-ID: my-id' $base/orders/7
+                    curl -i '$base/chain?forward=correlation&to=$hello'
+  Egress directly:  curl -i -x http://$host:$egress_port $hello
   Sidecar metrics:  curl -s http://$host:$admin_port/metrics
   Sidecar health:   curl -s http://$host:$admin_port/readyz
   Logs:             $logs/{jaeger,demo-app,sidecar}.log

@@ -10,10 +10,16 @@
 //	POST /orders       creates an order from a small JSON body (201)
 //	GET  /fail         always 500
 //	GET  /events       Server-Sent Events: a few events with short pauses
+//	GET  /chain?to=URL&forward=correlation|traceparent|none
+//	                   calls URL (through HTTP_PROXY, the sidecar's egress
+//	                   proxy) and answers with its status and body
+//	GET  /hang         answers only when the client gives up (a dependency
+//	                   that hangs)
 //
 // Every JSON body echoes the X-Correlation-ID the app received and the IDs of
-// its own server span. Configuration: -addr (or DEMO_ADDR), and the standard
-// OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...).
+// its own server span. Configuration: -addr (or DEMO_ADDR), HTTP_PROXY for
+// the outbound calls of /chain, and the standard OTEL_* variables
+// (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...).
 package main
 
 import (
@@ -74,11 +80,24 @@ func run(addr string, log *slog.Logger) error {
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(prop)
 
-	a := &app{tracer: tp.Tracer("github.com/tracecar/tracecar/deploy/demo/app"), log: log}
+	client, err := newOutboundClient(os.Getenv("HTTP_PROXY"))
+	if err != nil {
+		return err
+	}
+	stopping, stopHanging := context.WithCancel(context.Background())
+	defer stopHanging()
+	a := &app{
+		tracer:   tp.Tracer("github.com/tracecar/tracecar/deploy/demo/app"),
+		log:      log,
+		client:   client,
+		prop:     prop,
+		stopping: stopping,
+	}
 	handler := otelhttp.NewHandler(a.routes(), "demo-app",
 		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(prop))
 
 	srv := &http.Server{Addr: addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(stopHanging) // Shutdown waits for handlers: /hang must end
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("demo-app listening", "addr", addr)
@@ -120,8 +139,11 @@ func newTracerProvider(ctx context.Context) (*sdktrace.TracerProvider, error) {
 }
 
 type app struct {
-	tracer trace.Tracer
-	log    *slog.Logger
+	tracer   trace.Tracer
+	log      *slog.Logger
+	client   *http.Client                  // outbound calls of /chain
+	prop     propagation.TextMapPropagator // for /chain?forward=traceparent
+	stopping context.Context               // done when the server shuts down
 }
 
 func (a *app) routes() *http.ServeMux {
@@ -131,6 +153,8 @@ func (a *app) routes() *http.ServeMux {
 	mux.HandleFunc("POST /orders", a.createOrder)
 	mux.HandleFunc("GET /fail", a.fail)
 	mux.HandleFunc("GET /events", a.events)
+	mux.HandleFunc("GET /chain", a.chain)
+	mux.HandleFunc("GET /hang", a.hang)
 	return mux
 }
 

@@ -113,7 +113,7 @@ type Config struct {
 	// EgressSerialInference parents an egress call that carries neither
 	// trace context nor correlation ID under the inbound request in
 	// flight, when there is exactly one.
-	EgressSerialInference bool `env:"TRACECAR_EGRESS_SERIAL_INFERENCE" envDefault:"false" help:"When exactly one inbound request is in flight, attach outbound calls without trace context or correlation ID to it."`
+	EgressSerialInference bool `env:"TRACECAR_EGRESS_SERIAL_INFERENCE" envDefault:"false" help:"When exactly one inbound request is in flight, attach outbound calls that carry neither trace context nor a known correlation ID to it."`
 
 	// BreakerEnabled guards each upstream (the local app, and each egress
 	// destination host:port) with its own circuit breaker.

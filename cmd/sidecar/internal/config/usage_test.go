@@ -138,7 +138,7 @@ func TestUsageEgressBreakerStitch(t *testing.T) {
 			"        Accepts a comma-separated list of host, host:port, *.domain, IP, IP:port, [IPv6]:port or CIDR such as api.example.com:443,*.internal,10.0.0.0/8.\n",
 		"\n  TRACECAR_EGRESS_MAX_CONCURRENT (default 1024)\n",
 		"\n  TRACECAR_EGRESS_TIMEOUT (default 30s)\n        Time limit of one egress request; streams (event streams, WebSockets, CONNECT tunnels) are exempt; 0 = none.\n",
-		"\n  TRACECAR_EGRESS_SERIAL_INFERENCE (default false)\n        When exactly one inbound request is in flight, attach outbound calls without trace context or correlation ID to it.\n",
+		"\n  TRACECAR_EGRESS_SERIAL_INFERENCE (default false)\n        When exactly one inbound request is in flight, attach outbound calls that carry neither trace context nor a known correlation ID to it.\n",
 		"\n  TRACECAR_BREAKER_ENABLED (default true)\n",
 		"\n  TRACECAR_BREAKER_CONSECUTIVE_FAILURES (default 5)\n        Open the breaker after this many consecutive failures; 0 turns this rule off.\n        Accepts an integer 0-1000000.\n",
 		"\n  TRACECAR_BREAKER_FAILURE_RATIO (default 0.5)\n        Open the breaker when this share of the requests in the window failed; 0 turns this rule off.\n" +
