@@ -77,7 +77,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		MaxIdleConns:          cfg.UpstreamMaxIdleConns,
 		StreamIdleTimeout:     cfg.StreamIdleTimeout,
 		AccessLog:             cfg.AccessLog,
-		FailureStatuses:       cfg.BreakerFailureStatuses,
+		// The app's breaker counts only connect errors and timeouts: an app
+		// that answers 5xx is up, and its 5xx often relay a failing
+		// dependency, which that dependency's own egress breaker cuts off.
+		// Counting them would take the whole service offline for one bad
+		// dependency.
+		FailureStatuses: []int{},
 	}, httpproxy.Deps{
 		TracerProvider: tel.TracerProvider,
 		Propagator:     prop,

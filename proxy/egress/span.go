@@ -55,8 +55,16 @@ func (p *Proxy) resolveParent(r *http.Request) (context.Context, origin) {
 	h := otelprop.HeaderCarrier(r.Header)
 	ctx := p.prop.Extract(r.Context(), h)
 	cid, res := p.settings.Correlation.Lookup(h)
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		return ctx, origin{source: proxy.ParentPropagated, cid: cid}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		o := origin{source: proxy.ParentPropagated, cid: cid}
+		if p.stitch != nil && res == propagation.CorrelationAbsent {
+			// The app forwarded its trace but not the correlation ID: the
+			// inbound request of that trace still knows it.
+			if e, ok := p.stitch.LookupTrace(sc.TraceID()); ok && e.CorrelationID != "" {
+				o.cid, o.setCID = e.CorrelationID, true
+			}
+		}
+		return ctx, o
 	}
 	if p.stitch != nil && res == propagation.CorrelationValid {
 		if e, ok := p.stitch.Lookup(cid); ok && e.SpanContext.IsValid() {

@@ -236,3 +236,25 @@ func TestNotAProxyRequest(t *testing.T) {
 		t.Errorf("%d spans for a refused request", n)
 	}
 }
+
+func TestPropagatedTraceGetsTheInboundCorrelationID(t *testing.T) {
+	got := make(chan http.Header, 1)
+	d := newDownstream(t, recordHeaders(got))
+	r := newRig(t)
+	// The app forwards its own span (of the inbound request's trace) but
+	// not the correlation ID: the inbound request of that trace supplies it.
+	inbound := knownSpan(t, callerTrace, inboundSpan)
+	defer r.stitch.Begin(stitch.Entry{SpanContext: inbound, CorrelationID: "order-flow-7"})()
+	r.get(d.URL+"/", map[string]string{"Traceparent": "00-" + callerTrace + "-" + callerSpan + "-01"})
+	up := <-got
+	span := r.onlySpan()
+	if v := attr(t, span, "tracecar.parent.source").AsString(); v != "propagated" {
+		t.Errorf("parent source %q", v)
+	}
+	if c := up.Get("X-Correlation-Id"); c != "order-flow-7" {
+		t.Errorf("destination got correlation %q, want the inbound request's", c)
+	}
+	if v := attr(t, span, "tracecar.correlation_id").AsString(); v != "order-flow-7" {
+		t.Errorf("span correlation = %q", v)
+	}
+}

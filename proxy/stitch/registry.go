@@ -53,10 +53,11 @@ type Registry struct {
 	metrics *Metrics
 
 	mu       sync.Mutex
-	inFlight int                // Begin calls not yet ended, stored or not
-	active   list               // stored entries in flight, oldest first
-	finished list               // stored entries finished, in end order (oldest first)
-	byID     map[string]*record // newest entry per correlation ID
+	inFlight int                       // Begin calls not yet ended, stored or not
+	active   list                      // stored entries in flight, oldest first
+	finished list                      // stored entries finished, in end order (oldest first)
+	byID     map[string]*record        // newest entry per correlation ID
+	byTrace  map[trace.TraceID]*record // newest entry per trace ID
 }
 
 // record is one remembered request. It sits in exactly one of the active and
@@ -90,6 +91,7 @@ func New(s Settings, m *Metrics) *Registry {
 		clock:   s.Clock,
 		metrics: m,
 		byID:    make(map[string]*record),
+		byTrace: make(map[trace.TraceID]*record),
 	}
 }
 
@@ -121,6 +123,9 @@ func (r *Registry) Begin(e Entry) (end func()) {
 			rec.older = newest
 		}
 		r.byID[id] = rec
+	}
+	if e.SpanContext.IsValid() {
+		r.byTrace[e.SpanContext.TraceID()] = rec
 	}
 	n := r.active.n + r.finished.n
 	r.mu.Unlock()
@@ -173,6 +178,19 @@ func (r *Registry) Lookup(correlationID string) (Entry, bool) {
 	return Entry{}, false
 }
 
+// LookupTrace returns the inbound request of this trace, in flight or
+// finished less than the TTL ago: an outbound call that carries the app's
+// traceparent but not the correlation ID gets the ID back this way.
+func (r *Registry) LookupTrace(id trace.TraceID) (Entry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.byTrace[id]
+	if rec == nil || (rec.finished && r.clock.Now().Sub(rec.finishedAt) >= r.ttl) {
+		return Entry{}, false
+	}
+	return rec.entry, true
+}
+
 // Sole returns the inbound request in flight when it is the only one (for
 // serial inference); false when none or several are in flight.
 func (r *Registry) Sole() (Entry, bool) {
@@ -196,6 +214,9 @@ func (r *Registry) sweep(now time.Time) {
 func (r *Registry) remove(rec *record) {
 	r.finished.remove(rec)
 	rec.stored = false
+	if tid := rec.entry.SpanContext.TraceID(); r.byTrace[tid] == rec {
+		delete(r.byTrace, tid)
+	}
 	if rec.newer != nil {
 		rec.newer.older = rec.older
 	} else if id := rec.entry.CorrelationID; id != "" {

@@ -280,3 +280,29 @@ func TestNilMetrics(t *testing.T) {
 	mustMiss(t, r, "y")
 	end()
 }
+
+func TestLookupTraceFindsTheInboundRequestOfATrace(t *testing.T) {
+	r, clock, _, _ := newTestRegistry(t, Settings{TTL: 10 * time.Second, MaxEntries: 2})
+	a, b := entry(1, "cid-a"), entry(2, "cid-b")
+	endA := r.Begin(a)
+	if got, ok := r.LookupTrace(a.SpanContext.TraceID()); !ok || !got.SpanContext.Equal(a.SpanContext) || got.CorrelationID != "cid-a" {
+		t.Fatalf("in flight: %+v %v, want %+v", got, ok, a)
+	}
+	endA()
+	clock.Advance(9 * time.Second)
+	if got, ok := r.LookupTrace(a.SpanContext.TraceID()); !ok || got.CorrelationID != "cid-a" {
+		t.Errorf("finished within the TTL: %+v %v", got, ok)
+	}
+	clock.Advance(time.Second)
+	if _, ok := r.LookupTrace(a.SpanContext.TraceID()); ok {
+		t.Error("found after the TTL")
+	}
+	// Eviction forgets the trace too.
+	endB := r.Begin(b)
+	endB()
+	r.Begin(entry(3, "cid-c"))()
+	r.Begin(entry(4, "cid-d"))()
+	if _, ok := r.LookupTrace(b.SpanContext.TraceID()); ok {
+		t.Error("an evicted entry is still found by trace ID")
+	}
+}
