@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracecar/tracecar/proxy/breaker"
 )
@@ -58,4 +59,29 @@ func RetryAfter(err error) (time.Duration, bool) {
 		return open.RetryAfter, true
 	}
 	return 0, false
+}
+
+// Span events of circuit breaking, shared by the protocol proxies.
+const (
+	EventBreakerRejected   = "breaker.rejected"
+	EventBreakerTransition = "breaker.transition"
+)
+
+// NoteBreakerTransition adds a breaker.transition event to span when b left
+// state before during this request's Allow or report: from, to, the reason
+// and the counts that decided it.
+func NoteBreakerTransition(span trace.Span, b *breaker.Breaker, before breaker.State) {
+	if b.State() == before || !span.IsRecording() {
+		return
+	}
+	t := b.LastTransition()
+	span.AddEvent(EventBreakerTransition, trace.WithAttributes(
+		attribute.String("breaker.upstream", t.Upstream),
+		attribute.String("breaker.from", t.From.String()),
+		attribute.String("breaker.to", t.To.String()),
+		attribute.String("breaker.reason", t.Reason),
+		attribute.Int("breaker.requests", t.Counts.Requests),
+		attribute.Int("breaker.failures", t.Counts.Failures),
+		attribute.Int("breaker.consecutive_failures", t.Counts.ConsecutiveFailures),
+	))
 }

@@ -226,6 +226,7 @@ type Breaker struct {
 	openUntil time.Time
 	rejection *OpenError // last rejection of this generation, reused
 	rejGen    uint64     // generation of rejection
+	last      Transition // the most recent transition
 }
 
 // New returns a closed Breaker for upstream. o may be nil.
@@ -389,9 +390,18 @@ func (b *Breaker) transition(to State, reason string, now time.Time) {
 		b.origin = now
 	}
 	b.stateGen.Store(pack(to, gen+1))
+	b.last = t
 	if b.obs != nil {
 		b.obs.Transition(t)
 	}
+}
+
+// LastTransition is the breaker's most recent state change (zero before the
+// first), for a caller that saw the state change and wants its reason.
+func (b *Breaker) LastTransition() Transition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
 }
 
 // backoff is the next open period: OpenTimeout doubled per consecutive

@@ -93,7 +93,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	removeHopByHop(r.Header, true)
 	ctx, o := p.resolveParent(r)
 	ctx, span := p.startSpan(ctx, r, o, host, port)
-	done, err := p.allowBreaker(key)
+	done, err := p.allowBreaker(key, span)
 	if err != nil { // open: the destination is not dialed
 		p.breakerRejected(w, r, ctx, span, key, err)
 		endSpan(span, 0, 0, 0, err)

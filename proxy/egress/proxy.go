@@ -244,12 +244,24 @@ func destination(authority string, defaultPort uint16) (host string, port uint16
 }
 
 // allowBreaker asks the destination's breaker to admit a request; without
-// breakers every request is admitted.
-func (p *Proxy) allowBreaker(key string) (func(breaker.Outcome), error) {
+// breakers every request is admitted. A transition that the admission or
+// the reported outcome causes becomes an event on span.
+func (p *Proxy) allowBreaker(key string, span trace.Span) (func(breaker.Outcome), error) {
 	if p.breakers == nil {
 		return noOutcome, nil
 	}
-	return p.breakers.Get(key).Allow()
+	b := p.breakers.Get(key)
+	before := b.State()
+	done, err := b.Allow()
+	if err != nil {
+		return done, err
+	}
+	proxy.NoteBreakerTransition(span, b, before)
+	return func(o breaker.Outcome) {
+		before := b.State()
+		done(o)
+		proxy.NoteBreakerTransition(span, b, before)
+	}, nil
 }
 
 func noOutcome(breaker.Outcome) {}
@@ -263,7 +275,7 @@ func (p *Proxy) breakerRejected(w http.ResponseWriter, r *http.Request, ctx cont
 		detail = fmt.Sprintf("circuit breaker for %s is %s (%s); retry in %ds",
 			open.Upstream, open.State, open.Reason, int64(open.RetryAfter/time.Second))
 		if span.IsRecording() {
-			span.AddEvent("breaker.rejected", trace.WithAttributes(
+			span.AddEvent(proxy.EventBreakerRejected, trace.WithAttributes(
 				attrBreakerState.String(open.State.String()),
 				attrBreakerReason.String(open.Reason),
 			))

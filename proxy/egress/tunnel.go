@@ -85,7 +85,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 	// correlation ID are honoured like on any request.
 	ctx, o := p.resolveParent(r)
 	ctx, span := p.startSpan(ctx, r, o, host, port)
-	done, err := p.allowBreaker(key)
+	done, err := p.allowBreaker(key, span)
 	if err != nil {
 		p.release()
 		p.breakerRejected(w, r, ctx, span, key, err)

@@ -78,8 +78,22 @@ func TestBreakerOpensOnAppFailuresAndFailsFastWithoutCallingIt(t *testing.T) {
 	if ev := last.Events(); len(ev) != 1 || ev[0].Name != "breaker.rejected" {
 		t.Errorf("events = %v, want breaker.rejected", ev)
 	}
-	if ev := spans[2].Events(); len(ev) != 1 || ev[0].Name != "breaker.transition" {
-		t.Errorf("the tripping request's events = %v, want breaker.transition", ev)
+	ev := spans[2].Events()
+	if len(ev) != 1 || ev[0].Name != "breaker.transition" {
+		t.Fatalf("the tripping request's events = %v, want breaker.transition", ev)
+	}
+	want := map[string]string{"breaker.from": "closed", "breaker.to": "open",
+		"breaker.reason": "3 consecutive failures", "breaker.consecutive_failures": "3"}
+	for _, kv := range ev[0].Attributes {
+		if w, ok := want[string(kv.Key)]; ok {
+			if kv.Value.Emit() != w {
+				t.Errorf("%s = %q, want %q", kv.Key, kv.Value.Emit(), w)
+			}
+			delete(want, string(kv.Key))
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("transition event lacks %v", want)
 	}
 
 	// Recovery: after the open period one probe reaches the app; its
