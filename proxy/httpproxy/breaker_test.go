@@ -86,8 +86,8 @@ func TestBreakerOpensOnAppFailuresAndFailsFastWithoutCallingIt(t *testing.T) {
 		"breaker.reason": "3 consecutive failures", "breaker.consecutive_failures": "3"}
 	for _, kv := range ev[0].Attributes {
 		if w, ok := want[string(kv.Key)]; ok {
-			if kv.Value.Emit() != w {
-				t.Errorf("%s = %q, want %q", kv.Key, kv.Value.Emit(), w)
+			if kv.Value.String() != w {
+				t.Errorf("%s = %q, want %q", kv.Key, kv.Value.String(), w)
 			}
 			delete(want, string(kv.Key))
 		}
