@@ -53,15 +53,25 @@ func checkMaxOpenTimeout(c *Config, f field, raw string) *Error {
 // checkFailureStatuses stores the statuses of raw sorted, without
 // duplicates.
 func checkFailureStatuses(c *Config, f field, raw string) *Error {
+	statuses, e := statusList(f, raw)
+	if e != nil {
+		return e
+	}
+	c.BreakerFailureStatuses = statuses
+	return nil
+}
+
+// statusList parses the status list raw of field f (see parseStatuses),
+// or says what is wrong with it.
+func statusList(f field, raw string) ([]int, *Error) {
 	statuses, entry, reason := parseStatuses(raw)
 	switch {
 	case reason == "":
-		c.BreakerFailureStatuses = statuses
-		return nil
+		return statuses, nil
 	case entry != "":
-		return f.fail(raw, "entry "+strconv.Quote(truncate(entry))+": "+reason)
+		return nil, f.fail(raw, "entry "+strconv.Quote(truncate(entry))+": "+reason)
 	}
-	return f.fail(raw, reason)
+	return nil, f.fail(raw, reason)
 }
 
 // Bounds of an HTTP status code (RFC 9110 §15: three digits, 1xx to 5xx).

@@ -30,6 +30,16 @@ var custom = map[string]checkFunc{
 	"TRACECAR_EGRESS_ALLOW":             checkEgressAllow,
 	"TRACECAR_BREAKER_FAILURE_RATIO":    checkRatio,
 	"TRACECAR_BREAKER_FAILURE_STATUSES": checkFailureStatuses,
+	"TRACECAR_IDEMPOTENCY_ROUTES":       checkIdempotencyRoutes,
+	"TRACECAR_REDIS_URL":                checkRedisURL,
+	"TRACECAR_IDEMPOTENCY_LEASE":        checkLease,
+	"TRACECAR_IDEMPOTENCY_PRINCIPAL_HEADERS": headerListCheck(func(c *Config) *[]string {
+		return &c.IdempotencyPrincipalHeaders
+	}),
+	"TRACECAR_IDEMPOTENCY_FINGERPRINT_HEADERS": headerListCheck(func(c *Config) *[]string {
+		return &c.IdempotencyFingerprintHeaders
+	}),
+	"TRACECAR_IDEMPOTENCY_RELEASE_STATUSES": checkReleaseStatuses,
 }
 
 // relations holds the checks of a variable against those declared before
@@ -38,6 +48,9 @@ var custom = map[string]checkFunc{
 var relations = map[string]checkFunc{
 	"TRACECAR_BREAKER_FAILURE_RATIO":    checkTripRules,
 	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": checkMaxOpenTimeout,
+	"TRACECAR_REDIS_URL":                checkRedisRequired,
+	"TRACECAR_IDEMPOTENCY_LEASE":        checkLeaseDefault,
+	"TRACECAR_IDEMPOTENCY_CACHE_BYTES":  checkCacheBytes,
 }
 
 // parsers extends env's parsers for the types whose text is more than a
@@ -50,6 +63,13 @@ var parsers = map[reflect.Type]env.ParserFunc{
 			return nil, errors.New(reason)
 		}
 		return statuses, nil
+	},
+	reflect.TypeFor[[]IdempotencyRoute](): func(raw string) (any, error) {
+		routes, _, reason := parseRoutes(raw)
+		if reason != "" {
+			return nil, errors.New(reason)
+		}
+		return routes, nil
 	},
 }
 
@@ -95,7 +115,7 @@ func parseHTTPURL(f field, raw string) (*url.URL, *Error) {
 			// "localhost:8080" parses as scheme "localhost".
 			return nil, f.fail(redact(raw), "missing http:// before host:port")
 		}
-		return nil, f.fail(redact(raw), fmt.Sprintf("scheme %q not supported", u.Scheme))
+		return nil, f.fail(redact(raw), fmt.Sprintf("scheme %q not supported", truncate(u.Scheme)))
 	}
 	if u.Host == "" {
 		return nil, f.fail(redact(raw), "missing host")

@@ -146,7 +146,7 @@ type Config struct {
 	// BreakerFailureStatuses lists, sorted and without duplicates, the
 	// upstream response statuses counted as failures, besides connect
 	// errors and timeouts. It is empty, not nil, for "none".
-	BreakerFailureStatuses []int `env:"TRACECAR_BREAKER_FAILURE_STATUSES" envDefault:"500,502,503,504" help:"Response statuses counted as failures, besides connect errors and timeouts; 429 is deliberately not in the default." want:"a comma-separated list of status codes 100-599 and ranges such as 500,502-504, or none"`
+	BreakerFailureStatuses []int `env:"TRACECAR_BREAKER_FAILURE_STATUSES" envDefault:"500,502,503,504" help:"Egress destinations' response statuses counted as failures, besides connect errors and timeouts (the app's own breaker counts no statuses); 429 is deliberately not in the default." want:"a comma-separated list of status codes 100-599 and ranges such as 500,502-504, or none"`
 	// BreakerMaxUpstreams bounds the breakers kept, one per upstream.
 	BreakerMaxUpstreams int `env:"TRACECAR_BREAKER_MAX_UPSTREAMS" envDefault:"1024" min:"1" max:"1000000" help:"Most breakers kept, one per upstream; when full, the least recently used closed one is forgotten."`
 
@@ -155,6 +155,57 @@ type Config struct {
 	StitchMaxEntries int `env:"TRACECAR_STITCH_MAX_ENTRIES" envDefault:"10000" min:"1" max:"10000000" help:"Inbound requests remembered by correlation ID for trace stitching; when full, the oldest finished one is forgotten."`
 	// StitchTTL is how long a finished inbound request stays remembered.
 	StitchTTL time.Duration `env:"TRACECAR_STITCH_TTL" envDefault:"30s" min:"1ms" help:"How long a finished inbound request stays remembered for trace stitching."`
+
+	// IdempotencyEnabled enforces Idempotency-Key on inbound requests: one
+	// execution per key, its response replayed to retries.
+	IdempotencyEnabled bool `env:"TRACECAR_IDEMPOTENCY_ENABLED" envDefault:"true" help:"Enforce Idempotency-Key on inbound requests: one execution per key, its response replayed to retries."`
+	// IdempotencyRoutes are the per-route modes, first match wins; nil
+	// means none. A request no rule matches is IdempotencyOptional for
+	// POST and PATCH and IdempotencyOff otherwise.
+	IdempotencyRoutes []IdempotencyRoute `env:"TRACECAR_IDEMPOTENCY_ROUTES" envDefault:"" usage:"empty, POST and PATCH optional, others off" help:"Idempotency-Key mode per route, first match wins; a request no rule matches gets the default." want:"a comma-separated list of [METHOD ]PATH=MODE rules, PATH exact or ending in /*, MODE off, optional or required, such as POST /payments/*=required,/admin/*=off"`
+	// IdempotencyStore is IdempotencyStoreMemory or IdempotencyStoreRedis.
+	IdempotencyStore string `env:"TRACECAR_IDEMPOTENCY_STORE" envDefault:"memory" oneof:"memory redis" help:"Where keys are recorded: memory (one replica) or redis (replicas share keys; set TRACECAR_REDIS_URL)."`
+	// RedisURL is the Redis server of IdempotencyStoreRedis, as written
+	// (it may hold a password: never log it whole). Load requires it when
+	// idempotency is enabled with the redis store.
+	RedisURL string `env:"TRACECAR_REDIS_URL" envDefault:"" usage:"empty" help:"Redis server of TRACECAR_IDEMPOTENCY_STORE=redis, required with it; errors about it mask its password." want:"a redis://, rediss:// or unix:// URL such as redis://:password@redis:6379/0"`
+	// IdempotencyRetention is how long a completed execution's record is
+	// kept: its response is replayed to retries until then.
+	IdempotencyRetention time.Duration `env:"TRACECAR_IDEMPOTENCY_RETENTION" envDefault:"24h" min:"1s" help:"How long a completed execution is remembered and replayed to retries; a later retry executes again." want:"a Go duration >= 1s such as 24h or 90m"`
+	// IdempotencyLease is how long an execution in progress holds its key;
+	// 0 means UpstreamResponseHeaderTimeout + 10s (see
+	// [Config.IdempotencyLeaseOrDefault]).
+	IdempotencyLease time.Duration `env:"TRACECAR_IDEMPOTENCY_LEASE" envDefault:"0s" help:"How long an execution in progress holds its key; 0 = TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT + 10s." want:"0 or a Go duration >= 1s such as 40s"`
+	// IdempotencyMaxRequestBytes bounds the body of a request under a key,
+	// buffered to fingerprint it; a larger one gets 413.
+	IdempotencyMaxRequestBytes int64 `env:"TRACECAR_IDEMPOTENCY_MAX_REQUEST_BYTES" envDefault:"1048576" min:"1" max:"1073741824" help:"Largest body of a request under a key, buffered to fingerprint it; larger ones get 413."`
+	// IdempotencyMaxResponseBytes bounds the response body stored for
+	// replay; a larger one is recorded as executed but not replayable. 0
+	// stores no body: every execution is recorded as not replayable.
+	IdempotencyMaxResponseBytes int64 `env:"TRACECAR_IDEMPOTENCY_MAX_RESPONSE_BYTES" envDefault:"1048576" min:"0" max:"1073741824" help:"Largest response body stored for replay; a larger one is recorded as executed, not replayable; 0 = never replay bodies."`
+	// IdempotencyCacheBytes is the memory store's budget for completed
+	// records, at least IdempotencyMaxResponseBytes with that store.
+	IdempotencyCacheBytes int64 `env:"TRACECAR_IDEMPOTENCY_CACHE_BYTES" envDefault:"67108864" min:"1048576" max:"1099511627776" help:"Memory store budget for completed records, in bytes; beyond it, records are evicted early and counted." want:"an integer 1048576-1099511627776, at least TRACECAR_IDEMPOTENCY_MAX_RESPONSE_BYTES"`
+	// IdempotencyMaxInFlight bounds the keys the memory store holds in
+	// progress at once; beyond it, new keys are refused as by a store
+	// that is down.
+	IdempotencyMaxInFlight int `env:"TRACECAR_IDEMPOTENCY_MAX_IN_FLIGHT" envDefault:"10000" min:"1" max:"10000000" help:"Most keys the memory store holds in progress at once; beyond it, new keys are refused as by a store that is down."`
+	// IdempotencyPrincipalHeaders lists, canonical and without duplicates,
+	// the request headers whose values, hashed, identify the client that
+	// owns a key. It is empty, not nil, for "none": one shared principal.
+	IdempotencyPrincipalHeaders []string `env:"TRACECAR_IDEMPOTENCY_PRINCIPAL_HEADERS" envDefault:"Authorization" help:"Headers whose values, hashed and never stored, identify the client owning a key; none = all clients share keys." want:"a comma-separated list of header names such as Authorization,X-Api-Key, or none"`
+	// IdempotencyFingerprintHeaders lists, canonical and without
+	// duplicates, the request headers compared, with the method, path,
+	// query and body, to tell a retry from another request reusing its
+	// key. It is empty, not nil, for "none".
+	IdempotencyFingerprintHeaders []string `env:"TRACECAR_IDEMPOTENCY_FINGERPRINT_HEADERS" envDefault:"Content-Type" help:"Headers compared, with method, path, query and body, to tell a retry from another request reusing its key." want:"a comma-separated list of header names such as Content-Type,Content-Encoding, or none"`
+	// IdempotencyReleaseStatuses lists, sorted and without duplicates, the
+	// response statuses after which the key is released, so that a retry
+	// executes again. It is empty, not nil, for "none".
+	IdempotencyReleaseStatuses []int `env:"TRACECAR_IDEMPOTENCY_RELEASE_STATUSES" envDefault:"429" help:"Response statuses after which the key is released so a retry executes again; only for statuses that provably changed nothing." want:"a comma-separated list of status codes 400-599 and ranges such as 429,503, or none"`
+	// IdempotencyWait is how long a retry of a request still executing
+	// waits for its result, then replayed; 0 answers 409 at once.
+	IdempotencyWait time.Duration `env:"TRACECAR_IDEMPOTENCY_WAIT" envDefault:"0s" help:"How long a retry of a request still executing waits for its result before getting 409; 0 = 409 at once."`
 
 	// OTel holds the checked OTEL_* settings.
 	OTel OTel `env:"-"`

@@ -69,6 +69,20 @@ func TestLoadDefaults(t *testing.T) {
 		BreakerMaxUpstreams:           1024,
 		StitchMaxEntries:              10000,
 		StitchTTL:                     30 * time.Second,
+		IdempotencyEnabled:            true,
+		IdempotencyRoutes:             nil,
+		IdempotencyStore:              IdempotencyStoreMemory,
+		RedisURL:                      "",
+		IdempotencyRetention:          24 * time.Hour,
+		IdempotencyLease:              0,
+		IdempotencyMaxRequestBytes:    1 << 20,
+		IdempotencyMaxResponseBytes:   1 << 20,
+		IdempotencyCacheBytes:         64 << 20,
+		IdempotencyMaxInFlight:        10000,
+		IdempotencyPrincipalHeaders:   []string{"Authorization"},
+		IdempotencyFingerprintHeaders: []string{"Content-Type"},
+		IdempotencyReleaseStatuses:    []int{429},
+		IdempotencyWait:               0,
 		OTel: OTel{
 			Protocol:              ProtocolHTTPProtobuf,
 			Sampler:               SamplerParentBasedAlwaysOn,
@@ -113,6 +127,14 @@ func TestLoadDefaultsMatchTags(t *testing.T) {
 			}
 		case []string:
 			if s := strings.Join(got, ","); s != f.def {
+				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
+			}
+		case []IdempotencyRoute:
+			texts := make([]string, len(got))
+			for i, r := range got {
+				texts[i] = r.String()
+			}
+			if s := strings.Join(texts, ","); s != f.def {
 				t.Errorf("%s = %q, tag says %q", f.key, s, f.def)
 			}
 		case []int:
@@ -172,6 +194,20 @@ var everyVar = map[string]string{
 	"TRACECAR_BREAKER_MAX_UPSTREAMS":            "1",
 	"TRACECAR_STITCH_MAX_ENTRIES":               "10000000",
 	"TRACECAR_STITCH_TTL":                       "1ms",
+	"TRACECAR_IDEMPOTENCY_ENABLED":              "false",
+	"TRACECAR_IDEMPOTENCY_ROUTES":               " post /payments/*=Required, PATCH /orders/* = optional,* /admin=off,,/*=optional ",
+	"TRACECAR_IDEMPOTENCY_STORE":                "Redis",
+	"TRACECAR_REDIS_URL":                        "rediss://:s3cret@redis.internal:6380/2",
+	"TRACECAR_IDEMPOTENCY_RETENTION":            "1s",
+	"TRACECAR_IDEMPOTENCY_LEASE":                "2m",
+	"TRACECAR_IDEMPOTENCY_MAX_REQUEST_BYTES":    "1073741824",
+	"TRACECAR_IDEMPOTENCY_MAX_RESPONSE_BYTES":   "0",
+	"TRACECAR_IDEMPOTENCY_CACHE_BYTES":          "1048576",
+	"TRACECAR_IDEMPOTENCY_MAX_IN_FLIGHT":        "10000000",
+	"TRACECAR_IDEMPOTENCY_PRINCIPAL_HEADERS":    "x-api-key , authorization,X-API-KEY",
+	"TRACECAR_IDEMPOTENCY_FINGERPRINT_HEADERS":  "none",
+	"TRACECAR_IDEMPOTENCY_RELEASE_STATUSES":     "503,429,408",
+	"TRACECAR_IDEMPOTENCY_WAIT":                 "5s",
 	"OTEL_SERVICE_NAME":                         "orders",
 	"OTEL_RESOURCE_ATTRIBUTES":                  "deployment.environment=dev",
 	"OTEL_EXPORTER_OTLP_ENDPOINT":               "http://127.0.0.1:4317",
@@ -244,6 +280,25 @@ func TestLoadEveryVariable(t *testing.T) {
 		BreakerMaxUpstreams:           1,
 		StitchMaxEntries:              10000000,
 		StitchTTL:                     time.Millisecond,
+		IdempotencyEnabled:            false,
+		IdempotencyRoutes: []IdempotencyRoute{
+			{Method: "POST", Path: "/payments/*", Mode: IdempotencyRequired},
+			{Method: "PATCH", Path: "/orders/*", Mode: IdempotencyOptional},
+			{Method: "", Path: "/admin", Mode: IdempotencyOff},
+			{Method: "", Path: "/*", Mode: IdempotencyOptional},
+		},
+		IdempotencyStore:              IdempotencyStoreRedis,
+		RedisURL:                      "rediss://:s3cret@redis.internal:6380/2",
+		IdempotencyRetention:          time.Second,
+		IdempotencyLease:              2 * time.Minute,
+		IdempotencyMaxRequestBytes:    1 << 30,
+		IdempotencyMaxResponseBytes:   0,
+		IdempotencyCacheBytes:         1 << 20,
+		IdempotencyMaxInFlight:        10000000,
+		IdempotencyPrincipalHeaders:   []string{"X-Api-Key", "Authorization"},
+		IdempotencyFingerprintHeaders: []string{},
+		IdempotencyReleaseStatuses:    []int{408, 429, 503},
+		IdempotencyWait:               5 * time.Second,
 		OTel: OTel{
 			Protocol:              ProtocolGRPC,
 			Sampler:               SamplerParentBasedTraceIDRatio,
@@ -623,6 +678,9 @@ func TestLoadErrors(t *testing.T) {
 var refusedFor = map[string]string{
 	"OTEL_BSP_MAX_EXPORT_BATCH_SIZE":    "OTEL_BSP_MAX_QUEUE_SIZE",
 	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": "TRACECAR_BREAKER_OPEN_TIMEOUT",
+	"TRACECAR_REDIS_URL":                "TRACECAR_IDEMPOTENCY_STORE",
+	"TRACECAR_IDEMPOTENCY_LEASE":        "TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT",
+	"TRACECAR_IDEMPOTENCY_CACHE_BYTES":  "TRACECAR_IDEMPOTENCY_MAX_RESPONSE_BYTES",
 }
 
 // wantLoadError loads environ, with TRACECAR_UPSTREAM added unless present
@@ -710,6 +768,25 @@ func TestLoadErrorOrder(t *testing.T) {
 			"TRACECAR_UPSTREAM": upstream, "TRACECAR_BREAKER_HALF_OPEN_PROBES": "0",
 			"TRACECAR_BREAKER_OPEN_TIMEOUT": "1s", "TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": "999ms",
 		}, "TRACECAR_BREAKER_MAX_OPEN_TIMEOUT"},
+		{map[string]string{ // stitching before idempotency
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_IDEMPOTENCY_ROUTES": "x", "TRACECAR_STITCH_TTL": "0s",
+		}, "TRACECAR_STITCH_TTL"},
+		{map[string]string{ // idempotency in declaration order, a routes text env cannot parse first
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_IDEMPOTENCY_WAIT": "x", "TRACECAR_IDEMPOTENCY_RELEASE_STATUSES": "200",
+			"TRACECAR_IDEMPOTENCY_PRINCIPAL_HEADERS": "a b", "TRACECAR_IDEMPOTENCY_LEASE": "1ms",
+			"TRACECAR_REDIS_URL": "http://x", "TRACECAR_IDEMPOTENCY_ROUTES": "GET /a", "TRACECAR_IDEMPOTENCY_STORE": "disk",
+		}, "TRACECAR_IDEMPOTENCY_ROUTES"},
+		{map[string]string{ // the store before the URL it requires, before later variables
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_IDEMPOTENCY_STORE": "redis", "TRACECAR_IDEMPOTENCY_RETENTION": "0s",
+		}, "TRACECAR_REDIS_URL"},
+		{map[string]string{ // the default lease refused before later variables
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT": "0",
+			"TRACECAR_IDEMPOTENCY_MAX_IN_FLIGHT": "0",
+		}, "TRACECAR_IDEMPOTENCY_LEASE"},
+		{map[string]string{ // the response cap judged with the cache budget, after it
+			"TRACECAR_UPSTREAM": upstream, "TRACECAR_IDEMPOTENCY_MAX_RESPONSE_BYTES": "1073741824",
+			"TRACECAR_IDEMPOTENCY_MAX_REQUEST_BYTES": "0",
+		}, "TRACECAR_IDEMPOTENCY_MAX_REQUEST_BYTES"},
 		{map[string]string{ // OTEL_* in declaration order
 			"TRACECAR_UPSTREAM": upstream, "OTEL_SDK_DISABLED": "x", "OTEL_PROPAGATORS": "x",
 			"OTEL_TRACES_SAMPLER": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "x",

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"math"
+	"net/textproto"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,6 +30,10 @@ func FuzzLoad(f *testing.F) {
 		"api.example.com:443,*.internal,10.0.0.0/8", "[::1]:443", "10.1.2.3/8", "*.", "a..b", "::1",
 		"500-599", "none", "429, 503", "600", "0.5", "-0", "NaN", "1e400", "100ms", "1000000", "2m",
 		"127.0.0.1:15001", " , ",
+		"POST /payments/*=required,PATCH /orders/*=optional,/admin/*=off", "/*=off,/a=on", "* /a b=off",
+		"redis", "redis://:pw@redis:6379/0", "rediss://u:p/w@h", "unix:///run/redis.sock?db=1", "redis://h?db=1&db=2",
+		"24h", "999ms", "1073741824", "1099511627776", "1048575", "10000000",
+		"Authorization,X-Api-Key", "traceparent", "none,Content-Type", "429,503", "200-599", "/a%zz=off",
 	} {
 		f.Add(uint8(i), v)
 	}
@@ -76,6 +81,7 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 		checkEgressBreaker(t, key+"="+value, c)
+		checkIdempotency(t, key+"="+value, c)
 		o := c.OTel
 		const longest = 2147483647 * time.Millisecond
 		if o.BSPScheduleDelay < time.Millisecond || o.BSPScheduleDelay > longest ||
@@ -130,4 +136,102 @@ func checkEgressBreaker(t *testing.T, input string, c *Config) {
 	if c.BreakerMaxOpenTimeout < c.BreakerOpenTimeout {
 		t.Fatalf("%s: max open %v < open %v", input, c.BreakerMaxOpenTimeout, c.BreakerOpenTimeout)
 	}
+}
+
+// checkIdempotency checks the invariants of the idempotency settings that
+// their tags cannot express.
+func checkIdempotency(t *testing.T, input string, c *Config) {
+	t.Helper()
+	if c.IdempotencyRoutes != nil && len(c.IdempotencyRoutes) == 0 {
+		t.Fatalf("%s: IdempotencyRoutes empty but not nil", input)
+	}
+	for i, r := range c.IdempotencyRoutes {
+		if r.Method != "" && (!isToken(r.Method) || r.Method != strings.ToUpper(r.Method)) ||
+			checkRoutePath(r.Path) != "" ||
+			(r.Mode != IdempotencyOff && r.Mode != IdempotencyOptional && r.Mode != IdempotencyRequired) {
+			t.Fatalf("%s: route %+v not normal", input, r)
+		}
+		if back, _, reason := parseRoutes(r.String()); reason != "" || len(back) != 1 || back[0] != r {
+			t.Fatalf("%s: route %+v does not survive String: %v %s", input, r, back, reason)
+		}
+		for _, e := range c.IdempotencyRoutes[:i] {
+			if shadows(e, r) {
+				t.Fatalf("%s: route %v shadowed by %v", input, r, e)
+			}
+		}
+	}
+	if len(c.IdempotencyRoutes) > maxIdempotencyRoutes {
+		t.Fatalf("%s: %d routes", input, len(c.IdempotencyRoutes))
+	}
+	for _, list := range [][]string{c.IdempotencyPrincipalHeaders, c.IdempotencyFingerprintHeaders} {
+		if list == nil {
+			t.Fatalf("%s: header list nil", input)
+		}
+		seen := map[string]bool{}
+		for _, h := range list {
+			if !isToken(h) || textproto.CanonicalMIMEHeaderKey(h) != h || unsuitableHeaders[h] != "" || seen[h] {
+				t.Fatalf("%s: header list %q not canonical, suitable and unique", input, list)
+			}
+			seen[h] = true
+		}
+	}
+	if c.IdempotencyReleaseStatuses == nil {
+		t.Fatalf("%s: IdempotencyReleaseStatuses nil", input)
+	}
+	for i, st := range c.IdempotencyReleaseStatuses {
+		if st < 400 || st > 599 || (i > 0 && st <= c.IdempotencyReleaseStatuses[i-1]) {
+			t.Fatalf("%s: release statuses %v not sorted, unique, 400-599", input, c.IdempotencyReleaseStatuses)
+		}
+	}
+	if c.IdempotencyStore != IdempotencyStoreMemory && c.IdempotencyStore != IdempotencyStoreRedis {
+		t.Fatalf("%s: store %q", input, c.IdempotencyStore)
+	}
+	if c.IdempotencyLease != 0 && c.IdempotencyLease < time.Second {
+		t.Fatalf("%s: lease %v", input, c.IdempotencyLease)
+	}
+	if !c.IdempotencyEnabled {
+		return
+	}
+	if c.IdempotencyStore == IdempotencyStoreRedis && c.RedisURL == "" {
+		t.Fatalf("%s: redis store without a URL", input)
+	}
+	if c.IdempotencyLeaseOrDefault() < time.Second {
+		t.Fatalf("%s: effective lease %v", input, c.IdempotencyLeaseOrDefault())
+	}
+	if c.IdempotencyStore == IdempotencyStoreMemory && c.IdempotencyCacheBytes < c.IdempotencyMaxResponseBytes {
+		t.Fatalf("%s: cache %d < response cap %d", input, c.IdempotencyCacheBytes, c.IdempotencyMaxResponseBytes)
+	}
+}
+
+// FuzzRedisURL puts the password Zq7pw plus arbitrary text in the user
+// info of an arbitrary Redis URL. Load either accepts it or refuses it
+// with a message that never shows the password.
+func FuzzRedisURL(f *testing.F) {
+	for _, s := range [][3]string{
+		{"redis://", "", "redis:6379/0"}, {"rediss://u", "/x", "h"}, {"redis://", "?", "h"}, {"", "", "h:1"},
+		{"unix://", "", "/run/redis.sock?db=1"}, {"redis://", "%zz", "[::1"}, {"http://", "", "h"}, {"redis://", "#", "h:0"},
+		{"redis://u", ":x", "h/1/2"}, {"redis:", "", "h"}, {"redis://", "", "h?dial_timeout=1s"}, {"x://y", "", "h"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, head, pw, tail string) {
+		const secret = "Zq7pw"
+		tail = strings.ReplaceAll(tail, "@", "")
+		raw := head + ":" + secret + pw + "@" + tail
+		c, err := Load(map[string]string{"TRACECAR_UPSTREAM": "http://127.0.0.1:8080",
+			"TRACECAR_IDEMPOTENCY_STORE": "redis", "TRACECAR_REDIS_URL": raw})
+		if err == nil {
+			if c.RedisURL != raw {
+				t.Fatalf("%q loaded as %q", raw, c.RedisURL)
+			}
+			return
+		}
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != "TRACECAR_REDIS_URL" {
+			t.Fatalf("%q: error %v", raw, err)
+		}
+		if msg := err.Error(); strings.Contains(msg, secret) || strings.ContainsAny(msg, "\r\n") {
+			t.Fatalf("%q: message %q", raw, msg)
+		}
+	})
 }

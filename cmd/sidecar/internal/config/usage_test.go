@@ -150,10 +150,55 @@ func TestUsageEgressBreakerStitch(t *testing.T) {
 		"\n  TRACECAR_BREAKER_HALF_OPEN_PROBES (default 1)\n",
 		"\n  TRACECAR_BREAKER_SUCCESSES_TO_CLOSE (default 2)\n",
 		"\n  TRACECAR_BREAKER_FAILURE_STATUSES (default 500,502,503,504)\n" +
-			"        Response statuses counted as failures, besides connect errors and timeouts; 429 is deliberately not in the default.\n",
+			"        Egress destinations' response statuses counted as failures, besides connect errors and timeouts (the app's own breaker counts no statuses); 429 is deliberately not in the default.\n",
 		"\n  TRACECAR_BREAKER_MAX_UPSTREAMS (default 1024)\n",
 		"\n  TRACECAR_STITCH_MAX_ENTRIES (default 10000)\n",
 		"\n  TRACECAR_STITCH_TTL (default 30s)\n",
+	} {
+		i := strings.Index(text, want)
+		if i < 0 {
+			t.Errorf("usage lacks %q", want)
+			continue
+		}
+		if i < at {
+			t.Errorf("usage lists %q out of order", want)
+		}
+		at = i
+	}
+}
+
+// TestUsageIdempotency expects the idempotency variables after the
+// stitching ones, in this order, each with its default and meaning.
+func TestUsageIdempotency(t *testing.T) {
+	text := usageText(t)
+	at := strings.Index(text, "\n  TRACECAR_STITCH_TTL ")
+	if at < 0 {
+		t.Fatal("usage lacks TRACECAR_STITCH_TTL")
+	}
+	for _, want := range []string{
+		"\n  TRACECAR_IDEMPOTENCY_ENABLED (default true)\n        Enforce Idempotency-Key on inbound requests: one execution per key, its response replayed to retries.\n",
+		"\n  TRACECAR_IDEMPOTENCY_ROUTES (default empty, POST and PATCH optional, others off)\n" +
+			"        Idempotency-Key mode per route, first match wins; a request no rule matches gets the default.\n" +
+			"        Accepts a comma-separated list of [METHOD ]PATH=MODE rules, PATH exact or ending in /*, MODE off, optional or required, such as POST /payments/*=required,/admin/*=off.\n",
+		"\n  TRACECAR_IDEMPOTENCY_STORE (default memory)\n        Where keys are recorded: memory (one replica) or redis (replicas share keys; set TRACECAR_REDIS_URL).\n" +
+			"        Accepts one of memory or redis.\n",
+		"\n  TRACECAR_REDIS_URL (default empty)\n        Redis server of TRACECAR_IDEMPOTENCY_STORE=redis, required with it; errors about it mask its password.\n" +
+			"        Accepts a redis://, rediss:// or unix:// URL such as redis://:password@redis:6379/0.\n",
+		"\n  TRACECAR_IDEMPOTENCY_RETENTION (default 24h)\n",
+		"\n  TRACECAR_IDEMPOTENCY_LEASE (default 0s)\n        How long an execution in progress holds its key; 0 = TRACECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT + 10s.\n" +
+			"        Accepts 0 or a Go duration >= 1s such as 40s.\n",
+		"\n  TRACECAR_IDEMPOTENCY_MAX_REQUEST_BYTES (default 1048576)\n",
+		"\n  TRACECAR_IDEMPOTENCY_MAX_RESPONSE_BYTES (default 1048576)\n" +
+			"        Largest response body stored for replay; a larger one is recorded as executed, not replayable; 0 = never replay bodies.\n" +
+			"        Accepts an integer 0-1073741824.\n",
+		"\n  TRACECAR_IDEMPOTENCY_CACHE_BYTES (default 67108864)\n",
+		"\n  TRACECAR_IDEMPOTENCY_MAX_IN_FLIGHT (default 10000)\n",
+		"\n  TRACECAR_IDEMPOTENCY_PRINCIPAL_HEADERS (default Authorization)\n" +
+			"        Headers whose values, hashed and never stored, identify the client owning a key; none = all clients share keys.\n",
+		"\n  TRACECAR_IDEMPOTENCY_FINGERPRINT_HEADERS (default Content-Type)\n",
+		"\n  TRACECAR_IDEMPOTENCY_RELEASE_STATUSES (default 429)\n",
+		"\n  TRACECAR_IDEMPOTENCY_WAIT (default 0s)\n" +
+			"        How long a retry of a request still executing waits for its result before getting 409; 0 = 409 at once.\n",
 	} {
 		i := strings.Index(text, want)
 		if i < 0 {
