@@ -66,6 +66,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 	appBreaker, egressBreakers := newBreakers(cfg, log, reg)
 	stitches := stitch.New(stitch.Settings{MaxEntries: cfg.StitchMaxEntries, TTL: cfg.StitchTTL}, stitch.NewMetrics(reg))
 
+	idem, err := newIdempotency(ctx, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer idem.close()
+
 	handler, err := httpproxy.New(httpproxy.Settings{
 		Upstream:              cfg.Upstream,
 		Correlation:           propagation.NewCorrelation(cfg.CorrelationHeader, cfg.CorrelationMaxLen),
@@ -83,13 +89,16 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		// Counting them would take the whole service offline for one bad
 		// dependency.
 		FailureStatuses: []int{},
+		Idempotency:     idem.settings,
 	}, httpproxy.Deps{
-		TracerProvider: tel.TracerProvider,
-		Propagator:     prop,
-		Logger:         log,
-		Metrics:        httpproxy.NewMetrics(reg),
-		Breaker:        appBreaker,
-		Stitch:         stitches,
+		TracerProvider:     tel.TracerProvider,
+		Propagator:         prop,
+		Logger:             log,
+		Metrics:            httpproxy.NewMetrics(reg),
+		Breaker:            appBreaker,
+		Stitch:             stitches,
+		IdempotencyStore:   idem.store,
+		IdempotencyMetrics: idem.metrics,
 	})
 	if err != nil {
 		return err

@@ -9,7 +9,14 @@
 // correlation ID (honour, or mint), forwards a traceparent whose parent is
 // that span, and answers with the correlation ID and a traceresponse header.
 // Failures of the upstream become RFC 9457 problem responses (502, 504, 413)
-// through proxy.Status, and the proxy keeps serving.
+// through proxy.Status, and the proxy keeps serving. A circuit breaker can
+// guard the app, and inbound requests are remembered for stitching the
+// app's outbound calls (proxy/stitch).
+//
+// With IdempotencySettings, Idempotency-Key is enforced before the app is
+// touched (draft-ietf-httpapi-idempotency-key-header): one execution per
+// key, whose response is recorded in a dedupe.Store and replayed to
+// retries; 400, 409, 413 and 422 answer what cannot be executed.
 //
 // The handler is built once from a Settings value; zero fields mean the
 // documented defaults.

@@ -48,6 +48,13 @@ func (r *rig) log() string {
 // adjusts the settings before the proxy is built.
 func newRig(t *testing.T, app http.Handler, mutate ...func(*Settings)) *rig {
 	t.Helper()
+	return newRigWith(t, app, nil, mutate...)
+}
+
+// newRigWith is newRig with deps, when not nil, adjusting the proxy's Deps
+// after the rig has set its tracer, logger and metrics.
+func newRigWith(t *testing.T, app http.Handler, deps func(*rig, *Deps), mutate ...func(*Settings)) *rig {
+	t.Helper()
 	r := &rig{t: t, spans: tracetest.NewSpanRecorder(), reg: prometheus.NewRegistry()}
 	r.upstream = httptest.NewServer(app)
 	t.Cleanup(r.upstream.Close)
@@ -58,11 +65,15 @@ func newRig(t *testing.T, app http.Handler, mutate ...func(*Settings)) *rig {
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.spans))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
-	h, err := New(s, Deps{
+	d := Deps{
 		TracerProvider: tp,
 		Logger:         slog.New(proxy.NewLogHandler(slog.NewJSONHandler(r, nil))),
 		Metrics:        NewMetrics(r.reg),
-	})
+	}
+	if deps != nil {
+		deps(r, &d)
+	}
+	h, err := New(s, d)
 	if err != nil {
 		t.Fatal(err)
 	}

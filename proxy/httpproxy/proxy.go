@@ -52,6 +52,7 @@ type Handler struct {
 	stitch   *stitch.Registry
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
+	idem     *idempotency // nil: Idempotency-Key not enforced
 
 	mu        sync.Mutex
 	hijacked  map[net.Conn]struct{}
@@ -59,7 +60,7 @@ type Handler struct {
 }
 
 // New builds the inbound proxy from s and d. It fails only when s has no
-// upstream.
+// upstream or invalid Idempotency settings.
 func New(s Settings, d Deps) (*Handler, error) {
 	if err := s.applyDefaults(); err != nil {
 		return nil, err
@@ -85,6 +86,13 @@ func New(s Settings, d Deps) (*Handler, error) {
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug),
+	}
+	if s.Idempotency != nil {
+		idem, err := newIdempotency(h, *s.Idempotency, d)
+		if err != nil {
+			return nil, err
+		}
+		h.idem = idem
 	}
 	return h, nil
 }
@@ -116,6 +124,9 @@ func (h *Handler) Close() {
 	defer h.mu.Unlock()
 	for c := range h.hijacked {
 		_ = c.Close() // the peer sees EOF; nothing more to do on error
+	}
+	if h.idem != nil {
+		h.idem.close()
 	}
 }
 
@@ -172,6 +183,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	// Idempotency-Key: replay, 409, 422, 400 before touching the app; an
+	// execution it claims goes through the breaker and to the app itself.
+	if h.idem != nil && h.idem.serve(rw, r, span, &report) {
+		return
+	}
 	if h.breaker != nil {
 		var err error
 		if report, err = h.allow(span); err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/tracecar/tracecar/dedupe"
 	"github.com/tracecar/tracecar/propagation"
 	"github.com/tracecar/tracecar/proxy"
 	"github.com/tracecar/tracecar/proxy/breaker"
@@ -62,6 +63,9 @@ type Settings struct {
 	// the circuit breaker. Zero: proxy.DefaultFailureStatuses (500, 502,
 	// 503, 504; not 429).
 	FailureStatuses []int
+	// Idempotency enforces Idempotency-Key on the routes it names (by
+	// default: POST and PATCH, when the client sends a key). Nil: off.
+	Idempotency *IdempotencySettings
 }
 
 // Deps are the collaborators of the proxy, passed in rather than taken from
@@ -78,6 +82,12 @@ type Deps struct {
 	// Stitch remembers in-flight and recent inbound requests by correlation
 	// ID so the egress proxy can parent the app's outbound calls under them.
 	Stitch *stitch.Registry
+	// IdempotencyStore keeps Idempotency-Key claims and records when
+	// Settings.Idempotency is set. Nil: an in-memory store for one replica
+	// (dedupe.NewMemory with default sizes), closed by Handler.Close.
+	IdempotencyStore dedupe.Store
+	// IdempotencyMetrics count Idempotency-Key outcomes. Nil: not counted.
+	IdempotencyMetrics *IdempotencyMetrics
 }
 
 // ErrNoUpstream is returned by New when Settings.Upstream is missing.
