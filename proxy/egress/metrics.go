@@ -1,21 +1,12 @@
 package egress
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tracecar/tracecar/proxy"
 )
-
-// methodLabels are the bounded values of the method label: the methods the
-// HTTP semantic conventions know, and _OTHER for the rest, so an app cannot
-// grow the series without bound.
-var methodLabels = [...]string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
-	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch, "_OTHER",
-}
-
-var classLabels = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Reasons for refusing an egress request, the values of the reason label.
 const (
@@ -31,7 +22,7 @@ var rejectLabels = [numRejectReasons]string{"concurrency", "denied", "breaker"}
 // construction so the request path does no label lookup. A nil *Metrics
 // records nothing.
 type Metrics struct {
-	requests [len(methodLabels)][len(classLabels)]prometheus.Counter
+	requests *proxy.RequestCounters
 	duration prometheus.Histogram
 	inflight prometheus.Gauge
 	rejected [numRejectReasons]prometheus.Counter
@@ -70,11 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "CONNECT tunnels established by the egress proxy.",
 		}),
 	}
-	for i, meth := range methodLabels {
-		for j, class := range classLabels {
-			m.requests[i][j] = requests.WithLabelValues(meth, class)
-		}
-	}
+	m.requests = proxy.NewRequestCounters(requests)
 	for i, r := range rejectLabels {
 		m.rejected[i] = rejected.WithLabelValues(r)
 	}
@@ -114,21 +101,8 @@ func (m *Metrics) request(method string, status int, elapsed time.Duration) {
 	if m == nil {
 		return
 	}
-	class := status/100 - 1
-	if class < 0 || class >= len(classLabels) {
-		class = 3 // 499 and anything odd fall under 4xx
-	}
-	m.requests[methodIndex(method)][class].Inc()
+	m.requests.Inc(method, status)
 	if elapsed >= 0 {
 		m.duration.Observe(elapsed.Seconds())
 	}
-}
-
-func methodIndex(method string) int {
-	for i, m := range methodLabels[:len(methodLabels)-1] {
-		if m == method {
-			return i
-		}
-	}
-	return len(methodLabels) - 1
 }

@@ -25,15 +25,6 @@ const (
 	attrTunnelEndReason = attribute.Key("tracecar.tunnel.end_reason")
 )
 
-// knownMethods are the methods the HTTP semantic conventions name; any other
-// is recorded as "_OTHER" with http.request.method_original, and the span is
-// named "HTTP".
-var knownMethods = map[string]struct{}{
-	http.MethodGet: {}, http.MethodHead: {}, http.MethodPost: {}, http.MethodPut: {},
-	http.MethodDelete: {}, http.MethodConnect: {}, http.MethodOptions: {},
-	http.MethodTrace: {}, http.MethodPatch: {}, "QUERY": {},
-}
-
 var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
 // origin is how a client span found its parent, and the correlation ID the
@@ -88,7 +79,7 @@ func (p *Proxy) resolveParent(r *http.Request) (context.Context, origin) {
 // spanName is "{method}" per the HTTP client span conventions (there is no
 // url.template at a proxy), or "HTTP" for a method they do not know.
 func spanName(method string) (string, bool) {
-	if _, ok := knownMethods[method]; ok {
+	if proxy.KnownMethod(method) {
 		return method, true
 	}
 	return "HTTP", false

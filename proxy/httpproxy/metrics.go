@@ -1,27 +1,18 @@
 package httpproxy
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tracecar/tracecar/proxy"
 )
-
-// methodLabels are the bounded values of the method label: the methods the
-// HTTP semantic conventions know, and _OTHER for the rest, so a client
-// cannot grow the series without bound.
-var methodLabels = [...]string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
-	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch, "_OTHER",
-}
-
-var classLabels = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Metrics are the inbound proxy's Prometheus series. The counters are
 // resolved once at construction so the request path does no label lookup.
 // A nil *Metrics records nothing.
 type Metrics struct {
-	requests [len(methodLabels)][len(classLabels)]prometheus.Counter
+	requests *proxy.RequestCounters
 	duration prometheus.Histogram
 	inflight prometheus.Gauge
 }
@@ -44,11 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Inbound HTTP requests being handled now (WebSocket connections included).",
 		}),
 	}
-	for i, meth := range methodLabels {
-		for j, class := range classLabels {
-			m.requests[i][j] = requests.WithLabelValues(meth, class)
-		}
-	}
+	m.requests = proxy.NewRequestCounters(requests)
 	if reg != nil {
 		reg.MustRegister(requests, m.duration, m.inflight)
 	}
@@ -66,19 +53,6 @@ func (m *Metrics) done(method string, status int, elapsed time.Duration) {
 		return
 	}
 	m.inflight.Dec()
-	class := status/100 - 1
-	if class < 0 || class >= len(classLabels) {
-		class = 3 // 499 and anything odd fall under 4xx
-	}
-	m.requests[methodIndex(method)][class].Inc()
+	m.requests.Inc(method, status)
 	m.duration.Observe(elapsed.Seconds())
-}
-
-func methodIndex(method string) int {
-	for i, m := range methodLabels[:len(methodLabels)-1] {
-		if m == method {
-			return i
-		}
-	}
-	return len(methodLabels) - 1
 }

@@ -348,7 +348,7 @@ func TestUnknownMethodIsBounded(t *testing.T) {
 		attr(t, span, "http.request.method_original").AsString() != "PURGE" {
 		t.Errorf("span %q attrs %v", span.Name(), span.Attributes())
 	}
-	if v := testutil.ToFloat64(r.handler.metrics.requests[methodIndex("_OTHER")][1]); v != 1 {
+	if v := testutil.ToFloat64(r.handler.metrics.requests[proxy.MethodIndex("_OTHER")][1]); v != 1 {
 		t.Errorf("_OTHER 2xx counter = %v", v)
 	}
 }

@@ -27,15 +27,6 @@ const (
 	attrWSCloseBy     = attribute.Key("tracecar.websocket.closed_by")
 )
 
-// knownMethods are the methods the HTTP semantic conventions name; any other
-// is recorded as "_OTHER" with http.request.method_original, and the span is
-// named "HTTP" ("{method}" MUST be the known method or HTTP).
-var knownMethods = map[string]struct{}{
-	http.MethodGet: {}, http.MethodHead: {}, http.MethodPost: {}, http.MethodPut: {},
-	http.MethodDelete: {}, http.MethodConnect: {}, http.MethodOptions: {},
-	http.MethodTrace: {}, http.MethodPatch: {}, "QUERY": {},
-}
-
 var serverKind = trace.WithSpanKind(trace.SpanKindServer)
 
 // startSpan extracts the caller's context, starts the SERVER span and settles
@@ -46,7 +37,7 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	ctx = h.prop.Extract(r.Context(), otelprop.HeaderCarrier(r.Header))
 	remote := trace.SpanContextFromContext(ctx)
 	name := r.Method
-	_, known := knownMethods[r.Method]
+	known := proxy.KnownMethod(r.Method)
 	if !known {
 		name = "HTTP"
 	}
