@@ -52,7 +52,8 @@ type Handler struct {
 	stitch   *stitch.Registry
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
-	idem     *idempotency // nil: Idempotency-Key not enforced
+	grpcTr   *http.Transport // HTTP/2-only, for gRPC calls
+	idem     *idempotency    // nil: Idempotency-Key not enforced
 
 	mu        sync.Mutex
 	hijacked  map[net.Conn]struct{}
@@ -76,12 +77,13 @@ func New(s Settings, d Deps) (*Handler, error) {
 		breaker:  d.Breaker,
 		stitch:   d.Stitch,
 		tr:       newTransport(s),
+		grpcTr:   newGRPCTransport(s),
 		hijacked: make(map[net.Conn]struct{}),
 	}
 	h.writerBuf.New = func() any { return new(responseWriter) }
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      h.tr,
+		Transport:      upstreamTransport{http: h.tr, grpc: h.grpcTr},
 		BufferPool:     bufferPool{},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
@@ -120,6 +122,7 @@ func newTransport(s Settings) *http.Transport {
 // connections still open. Call it after the server's Shutdown.
 func (h *Handler) Close() {
 	h.tr.CloseIdleConnections()
+	h.grpcTr.CloseIdleConnections()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.hijacked {
@@ -135,6 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := h.writerBuf.Get().(*responseWriter)
 	rw.reset(w, h)
+	rw.grpc = isGRPC(r)
 	defer h.writerBuf.Put(rw)
 
 	ctx, span, cid, own := h.startSpan(r)
@@ -185,7 +189,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Idempotency-Key: replay, 409, 422, 400 before touching the app; an
 	// execution it claims goes through the breaker and to the app itself.
-	if h.idem != nil && h.idem.serve(rw, r, span, &report) {
+	if h.idem != nil && !rw.grpc && h.idem.serve(rw, r, span, &report) {
 		return
 	}
 	if h.breaker != nil {
@@ -251,6 +255,10 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	if errors.Is(err, proxy.ErrClientGone) {
 		return // nobody to answer
 	}
+	if isGRPC(r) {
+		writeGRPCError(w, err, h.upstream)
+		return
+	}
 	p := proxy.ProblemFor(err, h.upstream)
 	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
 		p.TraceID = sc.TraceID().String()
@@ -262,7 +270,11 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 // finish ends the span and records metrics and the access log line.
 func (h *Handler) finish(ctx context.Context, r *http.Request, rw *responseWriter, span trace.Span, start time.Time, status int) {
 	elapsed := time.Since(start)
-	h.endSpan(span, rw, status)
+	if rw.grpc {
+		endGRPCSpan(span, r, rw, status)
+	} else {
+		h.endSpan(span, rw, status)
+	}
 	h.metrics.done(r.Method, status, elapsed)
 	if h.settings.AccessLog {
 		attrs := [...]slog.Attr{

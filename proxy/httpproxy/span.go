@@ -41,6 +41,10 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	if !known {
 		name = "HTTP"
 	}
+	grpc := isGRPC(r)
+	if grpc {
+		name = grpcSpanName(r.URL.Path)
+	}
 	if h.settings.Edge {
 		// Edge mode: do not continue an untrusted trace; start a new one and
 		// link the caller's span so the hop stays navigable.
@@ -56,7 +60,11 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	if !ok {
 		cid = propagation.MintCorrelationID(span.SpanContext().TraceID())
 	}
-	if span.IsRecording() {
+	switch {
+	case !span.IsRecording():
+	case grpc:
+		setGRPCRequestAttributes(span, r, cid)
+	default:
 		setRequestAttributes(span, r, known, cid)
 	}
 	sc := span.SpanContext()

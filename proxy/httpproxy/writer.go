@@ -19,6 +19,7 @@ type responseWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	grpc        bool // a gRPC call: RPC span, gRPC errors
 	err         error
 	ws          *wsmeter.Conn // set when the connection was hijacked for an upgrade
 }

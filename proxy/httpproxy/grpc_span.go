@@ -1,0 +1,215 @@
+package httpproxy
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+
+	"github.com/tracecar/tracecar/propagation"
+	"github.com/tracecar/tracecar/proxy"
+)
+
+// A gRPC call's SERVER span follows the RPC semantic conventions (v1.43.0,
+// gRPC server span) instead of HTTP's: rpc.system.name "grpc", rpc.method
+// the fully-qualified "service/method" taken from the :path, and
+// rpc.response.status_code the canonical name of the call's gRPC status.
+
+// methodOther is rpc.method for a method the app does not recognise.
+const methodOther = "_OTHER"
+
+// trailerGRPCStatus is where ReverseProxy puts a grpc-status trailer the app
+// did not announce in a Trailer header (always, for gRPC servers).
+const trailerGRPCStatus = http.TrailerPrefix + headerGRPCStatus
+
+var (
+	rpcSystemGRPC   = semconv.RPCSystemNameGRPC
+	protoNameHTTP   = semconv.NetworkProtocolNameKey.String("http")
+	serverErrorCode = [...]bool{
+		// rpc.response.status_code: "The following status codes SHOULD be
+		// considered errors" for gRPC server spans; the others are the
+		// caller's errors and leave the span status unset.
+		codes.Unknown: true, codes.DeadlineExceeded: true, codes.Unimplemented: true,
+		codes.Internal: true, codes.Unavailable: true, codes.DataLoss: true,
+	}
+)
+
+// grpcMethod returns the fully-qualified method ("pkg.Service/Method") named
+// by a gRPC :path ("/pkg.Service/Method"), and false when path is not of
+// that form.
+func grpcMethod(path string) (string, bool) {
+	if len(path) < 4 || path[0] != '/' {
+		return "", false
+	}
+	m := path[1:]
+	i := strings.IndexByte(m, '/')
+	if i <= 0 || i == len(m)-1 || strings.IndexByte(m[i+1:], '/') >= 0 {
+		return "", false
+	}
+	return m, true
+}
+
+// grpcSpanName is "{rpc.method}", or "{rpc.system.name}" when the path
+// names no method (RPC spans, Name: the fallback when rpc.method is
+// unavailable or _OTHER).
+func grpcSpanName(path string) string {
+	if m, ok := grpcMethod(path); ok {
+		return m
+	}
+	return "grpc"
+}
+
+// setGRPCRequestAttributes records the attributes known when the call
+// starts.
+func setGRPCRequestAttributes(span trace.Span, r *http.Request, cid string) {
+	attrs := make([]attribute.KeyValue, 0, 12)
+	attrs = append(attrs, rpcSystemGRPC, protoNameHTTP, protoHTTP2,
+		propagation.AttrCorrelationID.String(cid))
+	if m, ok := grpcMethod(r.URL.Path); ok {
+		attrs = append(attrs, semconv.RPCMethodKey.String(m))
+	} else {
+		// rpc.method: "When the method is not recognized ... MUST be set to
+		// _OTHER ... MUST also set rpc.method_original".
+		attrs = append(attrs, semconv.RPCMethodKey.String(methodOther),
+			semconv.RPCMethodOriginalKey.String(r.URL.Path))
+	}
+	attrs = appendHostPort(attrs, r.Host, semconv.ServerAddressKey, semconv.ServerPortKey)
+	if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		attrs = append(attrs, semconv.ClientAddressKey.String(host), semconv.NetworkPeerAddressKey.String(host))
+		if p, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.NetworkPeerPortKey.Int(p))
+		}
+	}
+	span.SetAttributes(attrs...)
+}
+
+func appendHostPort(attrs []attribute.KeyValue, hostport string, hostKey, portKey attribute.Key) []attribute.KeyValue {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if hostport != "" {
+			attrs = append(attrs, hostKey.String(hostport))
+		}
+		return attrs
+	}
+	attrs = append(attrs, hostKey.String(host))
+	if p, err := strconv.Atoi(port); err == nil {
+		attrs = append(attrs, portKey.Int(p))
+	}
+	return attrs
+}
+
+// grpcOutcome is the gRPC status of a finished call as the caller saw it:
+// the app's grpc-status (a trailer, or a header of a Trailers-Only
+// response), else the one tracecar answered or would have answered for the
+// failure in rw.err, else gRPC's mapping of the HTTP status
+// (grpc/doc/http-grpc-status-mapping.md). fromApp says the app chose it;
+// msg is the grpc-message that came with it, when there was one.
+func grpcOutcome(rw *responseWriter, status int) (code codes.Code, fromApp bool, msg string) {
+	h := rw.Header()
+	v, ok := h[headerGRPCStatus]
+	m := h[headerGRPCMessage]
+	if !ok {
+		v, ok = h[trailerGRPCStatus]
+		m = h[http.TrailerPrefix+headerGRPCMessage]
+	}
+	if len(m) > 0 {
+		msg = m[0]
+	}
+	if ok && len(v) > 0 {
+		if c, valid := parseGRPCStatus(v[0]); valid {
+			return c, rw.err == nil, msg
+		}
+		return codes.Unknown, rw.err == nil, msg
+	}
+	if rw.err != nil {
+		return proxy.GRPCCode(rw.err), false, ""
+	}
+	return httpToGRPC(status), true, ""
+}
+
+// parseGRPCStatus parses a grpc-status value: a non-negative decimal integer
+// (PROTOCOL-HTTP2.md: Status → "grpc-status" 1*DIGIT).
+func parseGRPCStatus(s string) (codes.Code, bool) {
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > 1<<32-1 {
+		return 0, false
+	}
+	return codes.Code(n), true
+}
+
+// httpToGRPC is gRPC's mapping of an HTTP status that came without a
+// grpc-status (http-grpc-status-mapping.md). A 200 without one is a call
+// the server broke off: grpc-go reports it as INTERNAL.
+func httpToGRPC(status int) codes.Code {
+	switch status {
+	case http.StatusOK:
+		return codes.Internal
+	case http.StatusBadRequest:
+		return codes.Internal
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.Unimplemented
+	case http.StatusTooManyRequests, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return codes.Unavailable
+	default:
+		return codes.Unknown
+	}
+}
+
+// endGRPCSpan records the call's gRPC status and ends the span.
+func endGRPCSpan(span trace.Span, r *http.Request, rw *responseWriter, status int) {
+	if span.IsRecording() {
+		code, fromApp, msg := grpcOutcome(rw, status)
+		name := codeName(code)
+		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
+		if fromApp && code == codes.Unimplemented {
+			// The app does not know the method: the path is the caller's
+			// choice and must not become a span name (rpc.method: MUST be
+			// _OTHER when the method is not recognized).
+			span.SetName("grpc")
+			span.SetAttributes(semconv.RPCMethodKey.String(methodOther),
+				semconv.RPCMethodOriginalKey.String(r.URL.Path))
+		}
+		if int(code) < len(serverErrorCode) && serverErrorCode[code] {
+			desc := ""
+			switch {
+			case rw.err != nil:
+				span.SetAttributes(semconv.ErrorTypeKey.String(proxy.ErrorType(rw.err)))
+				desc = rw.err.Error()
+			default:
+				// error.type: "If a response status code is returned and
+				// status indicates an error, error.type SHOULD be set to that
+				// status code."
+				span.SetAttributes(semconv.ErrorTypeKey.String(name))
+				if d, err := url.PathUnescape(msg); err == nil {
+					desc = d
+				} else {
+					desc = msg
+				}
+			}
+			span.SetStatus(otelcodes.Error, desc)
+		}
+	}
+	span.End()
+}
