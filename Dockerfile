@@ -12,8 +12,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sidecar /sidecar
 USER 65532:65532
-# 15006: inbound (HTTP/1.1 + h2c). 15000: admin (/healthz /readyz /metrics);
-# it binds 127.0.0.1 by default, so set TRACECAR_ADMIN_ADDR=:15000 for
-# kubelet probes from outside the pod network namespace.
+# 15006: inbound (HTTP/1.1, h2c, gRPC). 15000: admin (/healthz /readyz
+# /metrics); it binds 127.0.0.1 by default, so set TRACECAR_ADMIN_ADDR=:15000
+# for kubelet probes from outside the pod network namespace. 15001: egress
+# (the app's HTTP_PROXY) stays on the pod's loopback and is not exposed.
 EXPOSE 15006 15000
 ENTRYPOINT ["/sidecar"]
