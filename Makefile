@@ -9,7 +9,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOBIN := $(CURDIR)/bin
 export GOTOOLCHAIN := local
 
-.PHONY: all build demo test unit e2e lint fmt vet fuzz clean
+.PHONY: all build demo test unit allocs e2e lint fmt vet fuzz clean
 
 all: build
 
@@ -33,10 +33,15 @@ bin/golangci-lint:
 demo: bin/sidecar bin/demo-app bin/jaeger
 	./deploy/demo/run.sh --no-build
 
-test: lint unit e2e
+test: lint unit allocs e2e
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+# Allocation guards of the hot paths (testing.AllocsPerRun), without the race
+# detector, which changes allocation counts. Timings never gate tests.
+allocs:
+	$(GO) test -count=1 -run 'Alloc' $$($(GO) list ./... | grep -v /e2e)
 
 e2e: bin/jaeger
 	TRACECAR_JAEGER_BIN=$(CURDIR)/bin/jaeger $(GO) test -race -count=1 -timeout 10m ./e2e/...

@@ -99,3 +99,35 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+// maxServeHTTPAllocs is the allocation budget of one proxied request through
+// the inbound chain (span, correlation ID, propagation, ReverseProxy's
+// request clone, headers), measured with an in-memory upstream. Raise it
+// only with a reason; lower it when the chain gets leaner.
+const maxServeHTTPAllocs = 37
+
+// TestServeHTTPAllocations guards the inbound hot path's allocations, so a
+// regression fails `make test` (timings never gate tests; allocations do).
+func TestServeHTTPAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts; run `make allocs`")
+	}
+	u, _ := url.Parse("http://app.local")
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(discardProcessor{}))
+	h, err := New(Settings{Upstream: u}, Deps{TracerProvider: tp, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rp.Transport = staticTransport{}
+	req := httptest.NewRequest(http.MethodGet, "http://front.local/bench", nil)
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	w := &discardWriter{h: http.Header{}}
+	got := testing.AllocsPerRun(200, func() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	})
+	t.Logf("%.0f allocations per request", got)
+	if got > maxServeHTTPAllocs {
+		t.Errorf("%.0f allocations per request through the inbound chain, budget %d", got, maxServeHTTPAllocs)
+	}
+}
