@@ -100,7 +100,7 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 
-	ports, err := freePorts(10)
+	ports, err := freePorts(11)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -160,6 +160,7 @@ func run(m *testing.M) (code int) {
 		"TRACECAR_INBOUND_ADDR=" + sidecarAddr,
 		"TRACECAR_ADMIN_ADDR=" + adminAddr,
 		"TRACECAR_EGRESS_ADDR=" + egressAddr,
+		"TRACECAR_EGRESS_GRPC_ADDR=" + addr(10),
 		"TRACECAR_EGRESS_SERIAL_INFERENCE=true",
 		"TRACECAR_DRAIN_TIMEOUT=5s",
 	}, otelEnv...), adminURL+"/readyz"); err != nil {

@@ -26,7 +26,7 @@ type stack struct {
 // environment.
 func startStack(t *testing.T, name string, sidecarEnv ...string) stack {
 	t.Helper()
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +48,7 @@ func startStack(t *testing.T, name string, sidecarEnv ...string) stack {
 		"TRACECAR_INBOUND_ADDR=" + addr(1),
 		"TRACECAR_ADMIN_ADDR=" + addr(2),
 		"TRACECAR_EGRESS_ADDR=" + s.egressAddr,
+		"TRACECAR_EGRESS_GRPC_ADDR=" + addr(4),
 		"TRACECAR_DRAIN_TIMEOUT=5s",
 	}, otelEnv...)
 	s.sidecar = startTestProcess(t, name+"-sidecar", sidecarBin, nil, append(env, sidecarEnv...), s.adminURL+"/readyz")

@@ -51,9 +51,11 @@ func poll(t *testing.T, what string, cond func() bool) {
 func startSidecar(t *testing.T, env map[string]string) (inbound, admin string, sigs chan os.Signal, exit chan int, logs *syncBuffer) {
 	t.Helper()
 	base := map[string]string{
-		"TRACECAR_INBOUND_ADDR": "127.0.0.1:0",
-		"TRACECAR_ADMIN_ADDR":   "127.0.0.1:0",
-		"OTEL_SDK_DISABLED":     "true",
+		"TRACECAR_INBOUND_ADDR":     "127.0.0.1:0",
+		"TRACECAR_ADMIN_ADDR":       "127.0.0.1:0",
+		"TRACECAR_EGRESS_ADDR":      "127.0.0.1:0",
+		"TRACECAR_EGRESS_GRPC_ADDR": "127.0.0.1:0",
+		"OTEL_SDK_DISABLED":         "true",
 	}
 	for k, v := range env {
 		base[k] = v

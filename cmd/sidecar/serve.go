@@ -128,7 +128,11 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		if err != nil {
 			return err
 		}
-		servers = append(servers, eg)
+		egGRPC, err := newEgressGRPC(cfg, log, tel.TracerProvider, prop, egressBreakers, stitches)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, eg, egGRPC)
 	}
 	servers = append(servers, &server{name: "admin", env: "TRACECAR_ADMIN_ADDR", srv: admin})
 

@@ -15,7 +15,7 @@
 #
 # Ports (all on 127.0.0.1):
 #   15006  sidecar inbound (send requests here)  15000  sidecar admin (/metrics, /readyz)
-#   15001  sidecar egress (the app's HTTP_PROXY)
+#   15001  sidecar egress (the app's HTTP_PROXY)   15002  sidecar outbound gRPC (dial with :authority)
 #   8080   demo app                              16686  Jaeger query API (UI with Docker)
 #   4317   Jaeger OTLP/gRPC   4318  Jaeger OTLP/HTTP  13133  Jaeger health (/status)
 #
@@ -44,6 +44,7 @@ host=127.0.0.1
 sidecar_port=15006
 admin_port=15000
 egress_port=15001
+egress_grpc_port=15002
 app_port=8080
 otlp_grpc_port=4317
 otlp_http_port=4318
@@ -124,7 +125,7 @@ ready() {
 	done
 }
 
-for port in $sidecar_port $admin_port $egress_port $app_port $otlp_grpc_port $otlp_http_port $query_port $health_port; do
+for port in $sidecar_port $admin_port $egress_port $egress_grpc_port $app_port $otlp_grpc_port $otlp_http_port $query_port $health_port; do
 	if listening "$port"; then
 		fail "port $host:$port is already in use (another demo still running?)"
 	fi
@@ -169,6 +170,7 @@ OTEL_SERVICE_NAME=demo-sidecar \
 	TRACECAR_INBOUND_ADDR="$host:$sidecar_port" \
 	TRACECAR_ADMIN_ADDR="$host:$admin_port" \
 	TRACECAR_EGRESS_ADDR="$host:$egress_port" \
+	TRACECAR_EGRESS_GRPC_ADDR="$host:$egress_grpc_port" \
 	TRACECAR_EGRESS_SERIAL_INFERENCE=true \
 	start sidecar bin/sidecar
 ready demo-app "http://$host:$app_port/hello" 20

@@ -235,6 +235,13 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	delete(resp.Header, h.settings.Correlation.Header)
 	delete(resp.Header, headerTraceresponse)
+	if _, ok := resp.Header["Grpc-Status"]; ok {
+		// A gRPC Trailers-Only response (grpc-status among the headers,
+		// PROTOCOL-HTTP2.md) has no body. Saying so keeps ReverseProxy from
+		// flushing the headers early, apart from the end of the stream,
+		// which would leave the client without a status.
+		resp.ContentLength = 0
+	}
 	if d := h.settings.StreamIdleTimeout; d > 0 && resp.ContentLength < 0 &&
 		resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body = newIdleBody(resp.Body, d)

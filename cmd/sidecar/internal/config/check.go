@@ -27,6 +27,7 @@ var custom = map[string]checkFunc{
 	"TRACECAR_ADMIN_ADDR":               checkAddr,
 	"TRACECAR_CORRELATION_HEADER":       checkHeaderName,
 	"TRACECAR_EGRESS_ADDR":              checkAddr,
+	"TRACECAR_EGRESS_GRPC_ADDR":         checkAddr,
 	"TRACECAR_EGRESS_ALLOW":             checkEgressAllow,
 	"TRACECAR_BREAKER_FAILURE_RATIO":    checkRatio,
 	"TRACECAR_BREAKER_FAILURE_STATUSES": checkFailureStatuses,

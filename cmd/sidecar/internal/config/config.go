@@ -93,6 +93,9 @@ type Config struct {
 	EgressEnabled bool `env:"TRACECAR_EGRESS_ENABLED" envDefault:"true" help:"Run the egress proxy, the forward proxy the app sets as HTTP_PROXY and HTTPS_PROXY."`
 	// EgressAddr is the host:port the egress proxy listens on.
 	EgressAddr string `env:"TRACECAR_EGRESS_ADDR" envDefault:"127.0.0.1:15001" help:"Address the egress proxy listens on; keep it on loopback, or anyone who reaches it can use it." want:"host:port with port 0-65535"`
+	// EgressGRPCAddr is the host:port of the outbound gRPC proxy: the app's
+	// gRPC clients dial it with the destination as :authority.
+	EgressGRPCAddr string `env:"TRACECAR_EGRESS_GRPC_ADDR" envDefault:"127.0.0.1:15002" help:"Address of the outbound gRPC proxy (h2c): the app's gRPC clients dial it with the destination as :authority; keep it on loopback." want:"host:port with port 0-65535"`
 	// EgressAllow lists the destinations the egress proxy may reach; nil
 	// means any destination. Entries are trimmed, lower case, without
 	// duplicates, in one of these forms (an entry without a port allows

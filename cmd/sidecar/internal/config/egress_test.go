@@ -119,6 +119,8 @@ func TestLoadEgressErrors(t *testing.T) {
 		// The other TRACECAR_EGRESS_* variables
 		{"egress bad port", map[string]string{"TRACECAR_EGRESS_ADDR": "127.0.0.1:99999"},
 			`TRACECAR_EGRESS_ADDR="127.0.0.1:99999": port out of range; ` + wantAddr},
+		{"egress grpc bad port", map[string]string{"TRACECAR_EGRESS_GRPC_ADDR": "127.0.0.1:70000"},
+			`TRACECAR_EGRESS_GRPC_ADDR="127.0.0.1:70000": port out of range; ` + wantAddr},
 		{"egress addr without port", map[string]string{"TRACECAR_EGRESS_ADDR": "localhost"},
 			`TRACECAR_EGRESS_ADDR="localhost": missing port in address; ` + wantAddr},
 		{"egress enabled yes", map[string]string{"TRACECAR_EGRESS_ENABLED": "yes"},

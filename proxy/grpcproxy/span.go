@@ -1,0 +1,153 @@
+package grpcproxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	otelprop "go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+
+	"github.com/tracecar/tracecar/propagation"
+	"github.com/tracecar/tracecar/proxy"
+)
+
+// Attributes the semantic conventions do not define, under the tracecar
+// namespace.
+const (
+	attrBreakerState  = attribute.Key("tracecar.breaker.state")
+	attrBreakerReason = attribute.Key("tracecar.breaker.reason")
+)
+
+// methodOther is rpc.method for a :path that names no method.
+const methodOther = "_OTHER"
+
+var clientKind = trace.WithSpanKind(trace.SpanKindClient)
+
+// origin is how a client span found its parent, and the correlation ID the
+// outgoing call carries.
+type origin struct {
+	source string // a proxy.Parent* value
+	cid    string // the correlation ID, "" when none is known
+	setCID bool   // cid came from the registry and must be added to the call
+}
+
+// resolveParent finds the parent of the CLIENT span, in this order: a valid
+// traceparent in the call's metadata ("propagated"); a correlation ID of an
+// inbound request the stitch registry remembers ("correlation_id", parented
+// under that request's SERVER span); with serial inference on, the only
+// inbound request in flight ("inferred"); else none, and the span starts a
+// new trace.
+func (p *Proxy) resolveParent(r *http.Request) (context.Context, origin) {
+	h := otelprop.HeaderCarrier(r.Header)
+	ctx := p.prop.Extract(r.Context(), h)
+	cid, res := p.settings.Correlation.Lookup(h)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		o := origin{source: proxy.ParentPropagated, cid: cid}
+		if p.stitch != nil && res == propagation.CorrelationAbsent {
+			// The app forwarded its trace but not the correlation ID: the
+			// inbound request of that trace still knows it.
+			if e, ok := p.stitch.LookupTrace(sc.TraceID()); ok && e.CorrelationID != "" {
+				o.cid, o.setCID = e.CorrelationID, true
+			}
+		}
+		return ctx, o
+	}
+	if p.stitch != nil && res == propagation.CorrelationValid {
+		if e, ok := p.stitch.Lookup(cid); ok && e.SpanContext.IsValid() {
+			// A local parent, so a parent-based sampler follows the inbound
+			// request's decision.
+			return trace.ContextWithSpanContext(ctx, e.SpanContext), origin{source: proxy.ParentCorrelationID, cid: cid}
+		}
+	}
+	if p.settings.SerialInference && p.stitch != nil {
+		if e, ok := p.stitch.Sole(); ok && e.SpanContext.IsValid() {
+			o := origin{source: proxy.ParentInferred, cid: cid}
+			if res == propagation.CorrelationAbsent && e.CorrelationID != "" {
+				o.cid, o.setCID = e.CorrelationID, true
+			}
+			return trace.ContextWithSpanContext(ctx, e.SpanContext), o
+		}
+	}
+	return ctx, origin{source: proxy.ParentNone, cid: cid}
+}
+
+// grpcMethod returns the fully-qualified method ("pkg.Service/Method") named
+// by a gRPC :path ("/pkg.Service/Method"), and false when path is not of
+// that form.
+func grpcMethod(path string) (string, bool) {
+	if len(path) < 4 || path[0] != '/' {
+		return "", false
+	}
+	m := path[1:]
+	i := strings.IndexByte(m, '/')
+	if i <= 0 || i == len(m)-1 || strings.IndexByte(m[i+1:], '/') >= 0 {
+		return "", false
+	}
+	return m, true
+}
+
+// startSpan starts the CLIENT span of a call (OTel semantic conventions
+// v1.43.0, gRPC client span): named "{rpc.method}", or "grpc"
+// ({rpc.system.name}) when the :path names no method.
+func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host string, port uint16) (context.Context, trace.Span) {
+	m, known := grpcMethod(r.URL.Path)
+	name := m
+	if !known {
+		name = "grpc"
+	}
+	ctx, span := p.tracer.Start(ctx, name, clientKind)
+	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 8)
+		attrs = append(attrs, semconv.RPCSystemNameGRPC)
+		if known {
+			attrs = append(attrs, semconv.RPCMethodKey.String(m))
+		} else {
+			// rpc.method: "When the method is not recognized ... MUST be set
+			// to _OTHER ... MUST also set rpc.method_original".
+			attrs = append(attrs, semconv.RPCMethodKey.String(methodOther),
+				semconv.RPCMethodOriginalKey.String(r.URL.Path))
+		}
+		attrs = append(attrs,
+			semconv.ServerAddressKey.String(host),
+			semconv.ServerPortKey.Int(int(port)),
+			proxy.AttrParentSource.String(o.source),
+		)
+		if o.cid != "" {
+			attrs = append(attrs, propagation.AttrCorrelationID.String(o.cid))
+		}
+		span.SetAttributes(attrs...)
+	}
+	if o.cid != "" {
+		ctx = propagation.ContextWithCorrelationID(ctx, o.cid)
+	}
+	return ctx, span
+}
+
+// endSpan records the call's final status and ends the span. On a gRPC
+// CLIENT span every status but OK is an error (semconv gRPC, "gRPC Status":
+// "the Span Status MUST be set to Error or remain unset depending on the
+// gRPC status code and Span Kind"; for client spans, Error on any code but
+// OK). error.type is
+// tracecar's failure when it ended the call, else the status code's name
+// ("If a response status code is returned and status indicates an error,
+// error.type SHOULD be set to that status code").
+func endSpan(span trace.Span, code codes.Code, err error) {
+	if span.IsRecording() {
+		name := codeName(code)
+		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
+		switch {
+		case err != nil:
+			span.SetAttributes(semconv.ErrorTypeKey.String(proxy.ErrorType(err)))
+			span.SetStatus(otelcodes.Error, err.Error())
+		case code != codes.OK:
+			span.SetAttributes(semconv.ErrorTypeKey.String(name))
+			span.SetStatus(otelcodes.Error, name)
+		}
+	}
+	span.End()
+}
