@@ -37,6 +37,7 @@ var (
 	workDir     string   // logs and binaries
 	sidecarBin  string   // the sidecar, built with -race when the tests have it
 	appBin      string   // the demo app
+	grpcAppBin  string   // the demo gRPC app
 	otelEnv     []string // OTEL_* settings that export to the test's Jaeger
 	mainSidecar *process // the sidecar in front of the app at appURL
 )
@@ -94,7 +95,7 @@ func run(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	sidecarBin, appBin, err = buildBinaries(workDir)
+	sidecarBin, appBin, grpcAppBin, err = buildBinaries(workDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -187,13 +188,14 @@ func findJaeger() (string, error) {
 	return abs, nil
 }
 
-// buildBinaries builds the sidecar and the demo app into dir, the sidecar
-// with the race detector when the tests have it.
-func buildBinaries(dir string) (sidecar, app string, err error) {
-	sidecar, app = filepath.Join(dir, "sidecar"), filepath.Join(dir, "demo-app")
+// buildBinaries builds the sidecar, the demo app and the demo gRPC app into
+// dir, the sidecar with the race detector when the tests have it.
+func buildBinaries(dir string) (sidecar, app, grpcApp string, err error) {
+	sidecar, app, grpcApp = filepath.Join(dir, "sidecar"), filepath.Join(dir, "demo-app"), filepath.Join(dir, "demo-grpcapp")
 	builds := [][]string{
 		{"build", "-o", sidecar, "./cmd/sidecar"},
 		{"build", "-o", app, "./deploy/demo/app"},
+		{"build", "-o", grpcApp, "./deploy/demo/grpcapp"},
 	}
 	if raceEnabled {
 		builds[0] = []string{"build", "-race", "-o", sidecar, "./cmd/sidecar"}
@@ -202,10 +204,10 @@ func buildBinaries(dir string) (sidecar, app string, err error) {
 		cmd := exec.Command("go", args...)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+			return "", "", "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	return sidecar, app, nil
+	return sidecar, app, grpcApp, nil
 }
 
 // freePorts reserves n distinct loopback ports, releasing them together.
