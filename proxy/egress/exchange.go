@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -302,8 +301,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // WriteTo relays the body to w through a pooled buffer. goproxy copies
 // with io.Copy, which would otherwise allocate 32 KiB per response.
 func (b *countingBody) WriteTo(w io.Writer) (int64, error) {
-	buf := copyBufs.Get().(*copyBuf)
-	defer copyBufs.Put(buf)
+	var pool proxy.BufferPool
+	buf := pool.Get()
+	defer pool.Put(buf)
 	var written int64
 	for {
 		n, rerr := b.Read(buf[:])
@@ -325,15 +325,6 @@ func (b *countingBody) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 }
-
-// copyBufSize is the size of the pooled buffers that relay bodies.
-const copyBufSize = 32 << 10
-
-type copyBuf [copyBufSize]byte
-
-// copyBufs holds fixed-size arrays, so that neither Get nor Put allocates
-// (a pool of []byte would box each slice).
-var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
 
 // problemWriter captures a problem response written by proxy.WriteProblem,
 // for goproxy to relay.

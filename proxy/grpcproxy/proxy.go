@@ -75,7 +75,7 @@ func New(s Settings, d Deps) (*Proxy, error) {
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:    p.rewrite,
 		Transport:  p.tr,
-		BufferPool: bufferPool{},
+		BufferPool: proxy.BufferPool{},
 		// Zero: ReverseProxy still flushes every write of a response without
 		// a Content-Length (every gRPC stream), so each message goes out as
 		// it arrives; modifyResponse keeps a Trailers-Only response unflushed.
@@ -135,23 +135,23 @@ func callFrom(ctx context.Context) *call {
 
 // ServeHTTP proxies one gRPC call to the destination its :authority names.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !isGRPC(r) {
+	if !proxy.IsGRPC(r) {
 		notGRPC(w)
 		return
 	}
 	host, port, key, err := destination(r.Host)
 	if err != nil {
-		writeStatus(w, codes.InvalidArgument, "tracecar: "+err.Error())
+		proxy.WriteGRPCError(w, codes.InvalidArgument, "tracecar: "+err.Error())
 		return
 	}
 	if isSelf(r, key) {
-		writeStatus(w, codes.InvalidArgument, "tracecar: :authority "+key+
+		proxy.WriteGRPCError(w, codes.InvalidArgument, "tracecar: :authority "+key+
 			" is the sidecar itself; name the destination with grpc.WithAuthority(\"host:port\")")
 		return
 	}
 	if p.settings.Allow != nil && !p.settings.Allow(host, port) {
 		p.log.LogAttrs(r.Context(), slog.LevelDebug, "grpc egress denied", slog.String("destination", key))
-		writeStatus(w, codes.PermissionDenied, "tracecar: destination "+key+" is not allowed by the egress policy")
+		proxy.WriteGRPCError(w, codes.PermissionDenied, "tracecar: destination "+key+" is not allowed by the egress policy")
 		return
 	}
 	ctx, o := p.resolveParent(r)
@@ -245,7 +245,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	p.log.LogAttrs(r.Context(), slog.LevelWarn, "grpc egress failed",
 		slog.String("destination", c.key), slog.String("error", c.err.Error()))
-	writeStatus(w, proxy.GRPCCode(c.err), "tracecar: upstream "+c.key+": "+c.err.Error())
+	proxy.WriteGRPCError(w, proxy.GRPCCode(c.err), "tracecar: upstream "+c.key+": "+c.err.Error())
 }
 
 // finalCode is the call's gRPC status as the app saw it: the destination's
@@ -263,7 +263,7 @@ func (p *Proxy) finalCode(ctx context.Context, c *call) codes.Code {
 			v, ok = res.Header[headerGRPCStatus]
 		}
 		if ok && len(v) > 0 {
-			if code, valid := parseGRPCStatus(v[0]); valid {
+			if code, valid := proxy.ParseGRPCStatus(v[0]); valid {
 				return code
 			}
 			return codes.Unknown
@@ -278,28 +278,7 @@ func (p *Proxy) finalCode(ctx context.Context, c *call) codes.Code {
 		status = c.res.StatusCode
 	}
 	c.err = fmt.Errorf("%w: %s answered HTTP %d without grpc-status", proxy.ErrUpstreamProtocol, c.key, status)
-	return httpToGRPC(status)
-}
-
-// httpToGRPC is gRPC's mapping of an HTTP status that came without a
-// grpc-status (grpc/doc/http-grpc-status-mapping.md). A 200 without one is a
-// stream the destination broke off: grpc-go reports it as INTERNAL.
-func httpToGRPC(status int) codes.Code {
-	switch status {
-	case http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case http.StatusForbidden:
-		return codes.PermissionDenied
-	case http.StatusNotFound:
-		return codes.Unimplemented
-	case http.StatusTooManyRequests, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return codes.Unavailable
-	case http.StatusOK, http.StatusBadRequest:
-		return codes.Internal
-	default:
-		return codes.Unknown
-	}
+	return proxy.HTTPStatusToGRPC(status)
 }
 
 // breakerOutcome is what the destination's breaker counts for a finished
@@ -354,5 +333,5 @@ func (p *Proxy) breakerRejected(w http.ResponseWriter, span trace.Span, err erro
 		}
 		w.Header().Set(headerPushback, strconv.FormatInt(open.RetryAfter.Milliseconds(), 10))
 	}
-	writeStatus(w, codes.Unavailable, "tracecar: "+err.Error())
+	proxy.WriteGRPCError(w, codes.Unavailable, "tracecar: "+err.Error())
 }

@@ -94,7 +94,7 @@ func (s *Settings) applyDefaults() error {
 		case c == codes.OK:
 			return fmt.Errorf("%w: FailureCodes: OK is not a failure", ErrBadSettings)
 		case c == codes.Canceled, c == codes.ResourceExhausted:
-			return fmt.Errorf("%w: FailureCodes: %s never counts as a failure", ErrBadSettings, codeName(c))
+			return fmt.Errorf("%w: FailureCodes: %s never counts as a failure", ErrBadSettings, proxy.GRPCCodeName(c))
 		case c > maxCode:
 			return fmt.Errorf("%w: FailureCodes: %d is not a gRPC status code", ErrBadSettings, uint32(c))
 		}

@@ -3,7 +3,6 @@ package grpcproxy
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -76,26 +75,11 @@ func (p *Proxy) resolveParent(r *http.Request) (context.Context, origin) {
 	return ctx, origin{source: proxy.ParentNone, cid: cid}
 }
 
-// grpcMethod returns the fully-qualified method ("pkg.Service/Method") named
-// by a gRPC :path ("/pkg.Service/Method"), and false when path is not of
-// that form.
-func grpcMethod(path string) (string, bool) {
-	if len(path) < 4 || path[0] != '/' {
-		return "", false
-	}
-	m := path[1:]
-	i := strings.IndexByte(m, '/')
-	if i <= 0 || i == len(m)-1 || strings.IndexByte(m[i+1:], '/') >= 0 {
-		return "", false
-	}
-	return m, true
-}
-
 // startSpan starts the CLIENT span of a call (OTel semantic conventions
 // v1.43.0, gRPC client span): named "{rpc.method}", or "grpc"
 // ({rpc.system.name}) when the :path names no method.
 func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host string, port uint16) (context.Context, trace.Span) {
-	m, known := grpcMethod(r.URL.Path)
+	m, known := proxy.GRPCMethod(r.URL.Path)
 	name := m
 	if !known {
 		name = "grpc"
@@ -138,7 +122,7 @@ func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host s
 // error.type SHOULD be set to that status code").
 func endSpan(span trace.Span, code codes.Code, err error) {
 	if span.IsRecording() {
-		name := codeName(code)
+		name := proxy.GRPCCodeName(code)
 		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
 		switch {
 		case err != nil:

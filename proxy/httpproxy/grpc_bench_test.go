@@ -9,6 +9,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/tracecar/tracecar/proxy"
 )
 
 // benchGRPCClients returns a client straight to a gRPC app and one through
@@ -78,16 +80,8 @@ func BenchmarkUpstreamTransportPick(b *testing.B) {
 	g := newRequest(2, "application/grpc")
 	b.ReportAllocs()
 	for b.Loop() {
-		if isGRPC(r) || !isGRPC(g) {
+		if proxy.IsGRPC(r) || !proxy.IsGRPC(g) {
 			b.Fatal("wrong pick")
 		}
-	}
-}
-
-func TestIsGRPCDoesNotAllocate(t *testing.T) {
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	g := newRequest(2, "application/grpc+proto")
-	if n := testing.AllocsPerRun(100, func() { _ = isGRPC(r) || isGRPC(g) }); n != 0 {
-		t.Fatalf("isGRPC allocates %v times", n)
 	}
 }

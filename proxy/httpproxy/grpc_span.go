@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -41,26 +40,11 @@ var (
 	}
 )
 
-// grpcMethod returns the fully-qualified method ("pkg.Service/Method") named
-// by a gRPC :path ("/pkg.Service/Method"), and false when path is not of
-// that form.
-func grpcMethod(path string) (string, bool) {
-	if len(path) < 4 || path[0] != '/' {
-		return "", false
-	}
-	m := path[1:]
-	i := strings.IndexByte(m, '/')
-	if i <= 0 || i == len(m)-1 || strings.IndexByte(m[i+1:], '/') >= 0 {
-		return "", false
-	}
-	return m, true
-}
-
 // grpcSpanName is "{rpc.method}", or "{rpc.system.name}" when the path
 // names no method (RPC spans, Name: the fallback when rpc.method is
 // unavailable or _OTHER).
 func grpcSpanName(path string) string {
-	if m, ok := grpcMethod(path); ok {
+	if m, ok := proxy.GRPCMethod(path); ok {
 		return m
 	}
 	return "grpc"
@@ -72,7 +56,7 @@ func setGRPCRequestAttributes(span trace.Span, r *http.Request, cid string) {
 	attrs := make([]attribute.KeyValue, 0, 12)
 	attrs = append(attrs, rpcSystemGRPC, protoNameHTTP, protoHTTP2,
 		propagation.AttrCorrelationID.String(cid))
-	if m, ok := grpcMethod(r.URL.Path); ok {
+	if m, ok := proxy.GRPCMethod(r.URL.Path); ok {
 		attrs = append(attrs, semconv.RPCMethodKey.String(m))
 	} else {
 		// rpc.method: "When the method is not recognized ... MUST be set to
@@ -123,7 +107,7 @@ func grpcOutcome(rw *responseWriter, status int) (code codes.Code, fromApp bool,
 		msg = m[0]
 	}
 	if ok && len(v) > 0 {
-		if c, valid := parseGRPCStatus(v[0]); valid {
+		if c, valid := proxy.ParseGRPCStatus(v[0]); valid {
 			return c, rw.err == nil, msg
 		}
 		return codes.Unknown, rw.err == nil, msg
@@ -131,57 +115,14 @@ func grpcOutcome(rw *responseWriter, status int) (code codes.Code, fromApp bool,
 	if rw.err != nil {
 		return proxy.GRPCCode(rw.err), false, ""
 	}
-	return httpToGRPC(status), true, ""
-}
-
-// parseGRPCStatus parses a grpc-status value: a non-negative decimal integer
-// (PROTOCOL-HTTP2.md: Status → "grpc-status" 1*DIGIT).
-func parseGRPCStatus(s string) (codes.Code, bool) {
-	if s == "" || len(s) > 10 {
-		return 0, false
-	}
-	var n uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	if n > 1<<32-1 {
-		return 0, false
-	}
-	return codes.Code(n), true
-}
-
-// httpToGRPC is gRPC's mapping of an HTTP status that came without a
-// grpc-status (http-grpc-status-mapping.md). A 200 without one is a call
-// the server broke off: grpc-go reports it as INTERNAL.
-func httpToGRPC(status int) codes.Code {
-	switch status {
-	case http.StatusOK:
-		return codes.Internal
-	case http.StatusBadRequest:
-		return codes.Internal
-	case http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case http.StatusForbidden:
-		return codes.PermissionDenied
-	case http.StatusNotFound:
-		return codes.Unimplemented
-	case http.StatusTooManyRequests, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return codes.Unavailable
-	default:
-		return codes.Unknown
-	}
+	return proxy.HTTPStatusToGRPC(status), true, ""
 }
 
 // endGRPCSpan records the call's gRPC status and ends the span.
 func endGRPCSpan(span trace.Span, r *http.Request, rw *responseWriter, status int) {
 	if span.IsRecording() {
 		code, fromApp, msg := grpcOutcome(rw, status)
-		name := codeName(code)
+		name := proxy.GRPCCodeName(code)
 		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
 		if fromApp && code == codes.Unimplemented {
 			// The app does not know the method: the path is the caller's

@@ -292,27 +292,3 @@ func TestGRPCUpstreamTimeout(t *testing.T) {
 	}
 	within(t, app.ended, 5*time.Second, "app context end")
 }
-
-// TestIsGRPC: gRPC dispatch needs HTTP/2 and application/grpc; gRPC-Web is
-// not gRPC.
-func TestIsGRPC(t *testing.T) {
-	for _, tc := range []struct {
-		ct    string
-		major int
-		want  bool
-	}{
-		{"application/grpc", 2, true},
-		{"application/grpc+proto", 2, true},
-		{"Application/GRPC;charset=utf-8", 2, true},
-		{"application/grpc", 1, false},
-		{"application/grpc-web", 2, false},
-		{"application/grpcx", 2, false},
-		{"application/json", 2, false},
-		{"", 2, false},
-	} {
-		r := newRequest(tc.major, tc.ct)
-		if got := isGRPC(r); got != tc.want {
-			t.Errorf("isGRPC(HTTP/%d %q) = %v, want %v", tc.major, tc.ct, got, tc.want)
-		}
-	}
-}

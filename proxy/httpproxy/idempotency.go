@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tracecar/tracecar/dedupe"
+	"github.com/tracecar/tracecar/proxy"
 )
 
 // IdemMode says what a route does with the Idempotency-Key header.
@@ -194,7 +195,7 @@ func newIdempotency(h *Handler, s IdempotencySettings, d Deps) (*idempotency, er
 	x.rp = &httputil.ReverseProxy{
 		Rewrite:        x.rewrite,
 		Transport:      h.tr,
-		BufferPool:     bufferPool{},
+		BufferPool:     proxy.BufferPool{},
 		ModifyResponse: x.modifyResponse,
 		ErrorHandler:   x.errorHandler,
 		ErrorLog:       h.rp.ErrorLog,

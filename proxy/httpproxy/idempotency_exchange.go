@@ -190,15 +190,16 @@ func (b *teeBody) Read(p []byte) (int, error) {
 // outcome is still recorded, bounded by the replay limit and the lease.
 func (b *teeBody) Close() error {
 	if !b.ex.decided {
-		buf := copyBufs.Get().(*copyBuf)
+		var pool proxy.BufferPool
+		buf := pool.Get()
 		for !b.ex.decided {
-			n, err := b.ReadCloser.Read(buf[:])
+			n, err := b.ReadCloser.Read(buf)
 			b.ex.onBody(buf[:n], err)
 			if err != nil {
 				break
 			}
 		}
-		copyBufs.Put(buf)
+		pool.Put(buf)
 	}
 	return b.ReadCloser.Close()
 }

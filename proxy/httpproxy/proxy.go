@@ -84,7 +84,7 @@ func New(s Settings, d Deps) (*Handler, error) {
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      upstreamTransport{http: h.tr, grpc: h.grpcTr},
-		BufferPool:     bufferPool{},
+		BufferPool:     proxy.BufferPool{},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug),
@@ -138,7 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := h.writerBuf.Get().(*responseWriter)
 	rw.reset(w, h)
-	rw.grpc = isGRPC(r)
+	rw.grpc = proxy.IsGRPC(r)
 	defer h.writerBuf.Put(rw)
 
 	ctx, span, cid, own := h.startSpan(r)
@@ -262,7 +262,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	if errors.Is(err, proxy.ErrClientGone) {
 		return // nobody to answer
 	}
-	if isGRPC(r) {
+	if proxy.IsGRPC(r) {
 		writeGRPCError(w, err, h.upstream)
 		return
 	}

@@ -41,7 +41,7 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	if !known {
 		name = "HTTP"
 	}
-	grpc := isGRPC(r)
+	grpc := proxy.IsGRPC(r)
 	if grpc {
 		name = grpcSpanName(r.URL.Path)
 	}
