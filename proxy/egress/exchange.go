@@ -128,11 +128,11 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // prepareHeaders writes the trace context and correlation ID the
 // destination receives.
-func (p *Proxy) prepareHeaders(ctx context.Context, h http.Header, o origin) {
-	if o.setCID {
+func (p *Proxy) prepareHeaders(ctx context.Context, h http.Header, o proxy.Parent) {
+	if o.SetCorrelationID {
 		// Stitching by inference: the destination can quote the inbound
 		// request's correlation ID.
-		h.Set(p.settings.Correlation.Header, o.cid)
+		h.Set(p.settings.Correlation.Header, o.CorrelationID)
 	}
 	// traceparent and tracestate are rewritten with the client span as
 	// parent (W3C Trace Context §3.2: a vendor that participates MUST
@@ -226,7 +226,7 @@ func (ex *exchange) problemResponse(req *http.Request) *http.Response {
 // finish settles the exchange: the breaker's outcome, the span, the metrics
 // and the access log line. It reports whether the response broke off after
 // its headers went out.
-func (p *Proxy) finish(ctx context.Context, r *http.Request, ex *exchange, done func(breaker.Outcome), o origin, start time.Time) (abort bool) {
+func (p *Proxy) finish(ctx context.Context, r *http.Request, ex *exchange, done func(breaker.Outcome), o proxy.Parent, start time.Time) (abort bool) {
 	err, status := ex.err, ex.status
 	var n int64
 	if b := ex.body; b != nil && err == nil {
@@ -257,7 +257,7 @@ func (p *Proxy) finish(ctx context.Context, r *http.Request, ex *exchange, done 
 			slog.Int("status", shown),
 			slog.Duration("duration", elapsed),
 			slog.Int64("bytes", n),
-			slog.String("parent_source", o.source),
+			slog.String("parent_source", o.Source),
 			slog.String("error", errString(err)),
 		}
 		k := len(attrs)

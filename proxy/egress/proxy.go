@@ -19,7 +19,6 @@ import (
 
 	"github.com/tracecar/tracecar/proxy"
 	"github.com/tracecar/tracecar/proxy/breaker"
-	"github.com/tracecar/tracecar/proxy/stitch"
 )
 
 // instrumentationName is the OTel instrumentation scope of the egress spans.
@@ -34,7 +33,7 @@ type Proxy struct {
 	prop     otelprop.TextMapPropagator
 	log      *slog.Logger
 	metrics  *Metrics
-	stitch   *stitch.Registry
+	parents  proxy.ParentResolver
 	breakers *breaker.Set
 	dialer   *net.Dialer
 	tr       *http.Transport
@@ -65,7 +64,7 @@ func New(s Settings, d Deps) (*Proxy, error) {
 		prop:       d.Propagator,
 		log:        d.Logger,
 		metrics:    d.Metrics,
-		stitch:     d.Stitch,
+		parents:    proxy.ParentResolver{Propagator: d.Propagator, Correlation: s.Correlation, Stitch: d.Stitch, SerialInference: s.SerialInference},
 		breakers:   d.Breakers,
 		dialer:     &net.Dialer{Timeout: s.DialTimeout, KeepAlive: 30 * time.Second},
 		overloaded: fmt.Sprintf("egress concurrency limit (%d) reached", s.MaxConcurrent),

@@ -27,53 +27,9 @@ const (
 
 var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
-// origin is how a client span found its parent, and the correlation ID the
-// outgoing request carries.
-type origin struct {
-	source string // a proxy.Parent* value
-	cid    string // the correlation ID, "" when none is known
-	setCID bool   // cid was inferred and must be added to the request
-}
-
-// resolveParent finds the parent of the client span for an outbound request,
-// in this order: a valid traceparent on the request ("propagated"); a
-// correlation ID (the configured header, else X-Request-ID) of an inbound
-// request the stitch registry remembers ("correlation_id", parented under
-// that inbound request's server span); with serial inference on, the only
-// inbound request in flight ("inferred"); else none, and the span starts a
-// new trace.
-func (p *Proxy) resolveParent(r *http.Request) (context.Context, origin) {
-	h := otelprop.HeaderCarrier(r.Header)
-	ctx := p.prop.Extract(r.Context(), h)
-	cid, res := p.settings.Correlation.Lookup(h)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		o := origin{source: proxy.ParentPropagated, cid: cid}
-		if p.stitch != nil && res == propagation.CorrelationAbsent {
-			// The app forwarded its trace but not the correlation ID: the
-			// inbound request of that trace still knows it.
-			if e, ok := p.stitch.LookupTrace(sc.TraceID()); ok && e.CorrelationID != "" {
-				o.cid, o.setCID = e.CorrelationID, true
-			}
-		}
-		return ctx, o
-	}
-	if p.stitch != nil && res == propagation.CorrelationValid {
-		if e, ok := p.stitch.Lookup(cid); ok && e.SpanContext.IsValid() {
-			// The inbound server span lives in this process: a local parent,
-			// so a parent-based sampler follows its decision.
-			return trace.ContextWithSpanContext(ctx, e.SpanContext), origin{source: proxy.ParentCorrelationID, cid: cid}
-		}
-	}
-	if p.settings.SerialInference && p.stitch != nil {
-		if e, ok := p.stitch.Sole(); ok && e.SpanContext.IsValid() {
-			o := origin{source: proxy.ParentInferred, cid: cid}
-			if res == propagation.CorrelationAbsent && e.CorrelationID != "" {
-				o.cid, o.setCID = e.CorrelationID, true
-			}
-			return trace.ContextWithSpanContext(ctx, e.SpanContext), o
-		}
-	}
-	return ctx, origin{source: proxy.ParentNone, cid: cid}
+// resolveParent finds the parent of the CLIENT span (proxy.ParentResolver).
+func (p *Proxy) resolveParent(r *http.Request) (context.Context, proxy.Parent) {
+	return p.parents.Resolve(r.Context(), otelprop.HeaderCarrier(r.Header))
 }
 
 // spanName is "{method}" per the HTTP client span conventions (there is no
@@ -87,7 +43,7 @@ func spanName(method string) (string, bool) {
 
 // startSpan starts the CLIENT span of an outbound request with its
 // attributes (OTel semantic conventions v1.43.0, HTTP client span).
-func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host string, port uint16) (context.Context, trace.Span) {
+func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o proxy.Parent, host string, port uint16) (context.Context, trace.Span) {
 	name, known := spanName(r.Method)
 	ctx, span := p.tracer.Start(ctx, name, clientKind)
 	if span.IsRecording() {
@@ -101,18 +57,18 @@ func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host s
 		attrs = append(attrs,
 			semconv.ServerAddressKey.String(host),
 			semconv.ServerPortKey.Int(int(port)),
-			proxy.AttrParentSource.String(o.source),
+			proxy.AttrParentSource.String(o.Source),
 		)
 		if r.Method != http.MethodConnect {
 			attrs = append(attrs, semconv.URLFullKey.String(fullURL(r.URL)))
 		}
-		if o.cid != "" {
-			attrs = append(attrs, propagation.AttrCorrelationID.String(o.cid))
+		if o.CorrelationID != "" {
+			attrs = append(attrs, propagation.AttrCorrelationID.String(o.CorrelationID))
 		}
 		span.SetAttributes(attrs...)
 	}
-	if o.cid != "" {
-		ctx = propagation.ContextWithCorrelationID(ctx, o.cid)
+	if o.CorrelationID != "" {
+		ctx = propagation.ContextWithCorrelationID(ctx, o.CorrelationID)
 	}
 	return ctx, span
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/tracecar/tracecar/proxy"
 	"github.com/tracecar/tracecar/proxy/breaker"
-	"github.com/tracecar/tracecar/proxy/stitch"
 )
 
 // instrumentationName is the OTel instrumentation scope of the spans.
@@ -44,7 +43,7 @@ type Proxy struct {
 	tracer   trace.Tracer
 	prop     otelprop.TextMapPropagator
 	log      *slog.Logger
-	stitch   *stitch.Registry
+	parents  proxy.ParentResolver
 	breakers *breaker.Set
 	tr       *http.Transport
 	rp       *httputil.ReverseProxy
@@ -62,7 +61,7 @@ func New(s Settings, d Deps) (*Proxy, error) {
 		tracer:   d.TracerProvider.Tracer(instrumentationName),
 		prop:     d.Propagator,
 		log:      d.Logger,
-		stitch:   d.Stitch,
+		parents:  proxy.ParentResolver{Propagator: d.Propagator, Correlation: s.Correlation, Stitch: d.Stitch, SerialInference: s.SerialInference},
 		breakers: d.Breakers,
 	}
 	if s.TLS {
@@ -121,7 +120,7 @@ func (p *Proxy) Close() { p.tr.CloseIdleConnections() }
 // through the request context.
 type call struct {
 	key    string // destination host:port
-	origin origin
+	origin proxy.Parent
 	res    *http.Response
 	err    error // from proxy.Classify, when the destination was not reached or broke off
 }
@@ -215,8 +214,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	delete(h, headerTraceparent)
 	delete(h, headerTracestate)
 	p.prop.Inject(pr.Out.Context(), otelprop.HeaderCarrier(h))
-	if c.origin.setCID {
-		h.Set(p.settings.Correlation.HeaderName(), c.origin.cid)
+	if c.origin.SetCorrelationID {
+		h.Set(p.settings.Correlation.HeaderName(), c.origin.CorrelationID)
 	}
 }
 

@@ -27,58 +27,15 @@ const methodOther = "_OTHER"
 
 var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
-// origin is how a client span found its parent, and the correlation ID the
-// outgoing call carries.
-type origin struct {
-	source string // a proxy.Parent* value
-	cid    string // the correlation ID, "" when none is known
-	setCID bool   // cid came from the registry and must be added to the call
-}
-
-// resolveParent finds the parent of the CLIENT span, in this order: a valid
-// traceparent in the call's metadata ("propagated"); a correlation ID of an
-// inbound request the stitch registry remembers ("correlation_id", parented
-// under that request's SERVER span); with serial inference on, the only
-// inbound request in flight ("inferred"); else none, and the span starts a
-// new trace.
-func (p *Proxy) resolveParent(r *http.Request) (context.Context, origin) {
-	h := otelprop.HeaderCarrier(r.Header)
-	ctx := p.prop.Extract(r.Context(), h)
-	cid, res := p.settings.Correlation.Lookup(h)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		o := origin{source: proxy.ParentPropagated, cid: cid}
-		if p.stitch != nil && res == propagation.CorrelationAbsent {
-			// The app forwarded its trace but not the correlation ID: the
-			// inbound request of that trace still knows it.
-			if e, ok := p.stitch.LookupTrace(sc.TraceID()); ok && e.CorrelationID != "" {
-				o.cid, o.setCID = e.CorrelationID, true
-			}
-		}
-		return ctx, o
-	}
-	if p.stitch != nil && res == propagation.CorrelationValid {
-		if e, ok := p.stitch.Lookup(cid); ok && e.SpanContext.IsValid() {
-			// A local parent, so a parent-based sampler follows the inbound
-			// request's decision.
-			return trace.ContextWithSpanContext(ctx, e.SpanContext), origin{source: proxy.ParentCorrelationID, cid: cid}
-		}
-	}
-	if p.settings.SerialInference && p.stitch != nil {
-		if e, ok := p.stitch.Sole(); ok && e.SpanContext.IsValid() {
-			o := origin{source: proxy.ParentInferred, cid: cid}
-			if res == propagation.CorrelationAbsent && e.CorrelationID != "" {
-				o.cid, o.setCID = e.CorrelationID, true
-			}
-			return trace.ContextWithSpanContext(ctx, e.SpanContext), o
-		}
-	}
-	return ctx, origin{source: proxy.ParentNone, cid: cid}
+// resolveParent finds the parent of the CLIENT span (proxy.ParentResolver).
+func (p *Proxy) resolveParent(r *http.Request) (context.Context, proxy.Parent) {
+	return p.parents.Resolve(r.Context(), otelprop.HeaderCarrier(r.Header))
 }
 
 // startSpan starts the CLIENT span of a call (OTel semantic conventions
 // v1.43.0, gRPC client span): named "{rpc.method}", or "grpc"
 // ({rpc.system.name}) when the :path names no method.
-func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host string, port uint16) (context.Context, trace.Span) {
+func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o proxy.Parent, host string, port uint16) (context.Context, trace.Span) {
 	m, known := proxy.GRPCMethod(r.URL.Path)
 	name := m
 	if !known {
@@ -99,15 +56,15 @@ func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o origin, host s
 		attrs = append(attrs,
 			semconv.ServerAddressKey.String(host),
 			semconv.ServerPortKey.Int(int(port)),
-			proxy.AttrParentSource.String(o.source),
+			proxy.AttrParentSource.String(o.Source),
 		)
-		if o.cid != "" {
-			attrs = append(attrs, propagation.AttrCorrelationID.String(o.cid))
+		if o.CorrelationID != "" {
+			attrs = append(attrs, propagation.AttrCorrelationID.String(o.CorrelationID))
 		}
 		span.SetAttributes(attrs...)
 	}
-	if o.cid != "" {
-		ctx = propagation.ContextWithCorrelationID(ctx, o.cid)
+	if o.CorrelationID != "" {
+		ctx = propagation.ContextWithCorrelationID(ctx, o.CorrelationID)
 	}
 	return ctx, span
 }
