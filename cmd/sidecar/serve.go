@@ -82,6 +82,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 		IdleConnTimeout:       cfg.UpstreamIdleConnTimeout,
 		MaxIdleConns:          cfg.UpstreamMaxIdleConns,
 		StreamIdleTimeout:     cfg.StreamIdleTimeout,
+		GRPCMessageEvents:     offIsNegativeInt(cfg.GRPCMessageEvents),
 		AccessLog:             cfg.AccessLog,
 		// The app's breaker counts only connect errors and timeouts: an app
 		// that answers 5xx is up, and its 5xx often relay a failing
@@ -263,18 +264,12 @@ func newBreakers(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 	if !cfg.BreakerEnabled {
 		return nil, nil
 	}
-	offIsNegative := func(n int) int {
-		if n == 0 {
-			return -1
-		}
-		return n
-	}
 	ratio := cfg.BreakerFailureRatio
 	if ratio == 0 {
 		ratio = -1
 	}
 	s := breaker.Settings{
-		ConsecutiveFailures: offIsNegative(cfg.BreakerConsecutiveFailures),
+		ConsecutiveFailures: offIsNegativeInt(cfg.BreakerConsecutiveFailures),
 		FailureRatio:        ratio,
 		MinRequests:         cfg.BreakerMinRequests,
 		Window:              cfg.BreakerWindow,
@@ -285,6 +280,15 @@ func newBreakers(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 	}
 	obs := breakerObserver{Metrics: breaker.NewMetrics(reg), log: log}
 	return breaker.New(cfg.Upstream.Redacted(), s, obs), breaker.NewSet(s, obs, cfg.BreakerMaxUpstreams)
+}
+
+// offIsNegativeInt maps the configuration's "0 = off" to the proxy's
+// "negative = off" (its zero means the default).
+func offIsNegativeInt(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // noneIsNegative maps the configuration's "0 = no limit" to the proxy's

@@ -124,6 +124,11 @@ func endGRPCSpan(span trace.Span, r *http.Request, rw *responseWriter, status in
 		code, fromApp, msg := grpcOutcome(rw, status)
 		name := proxy.GRPCCodeName(code)
 		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
+		if m := rw.msgs; m != nil {
+			if d := m.dropped(); d > 0 {
+				span.SetAttributes(attrMessageEventsDropped.Int64(d))
+			}
+		}
 		if fromApp && code == codes.Unimplemented {
 			// The app does not know the method: the path is the caller's
 			// choice and must not become a span name (rpc.method: MUST be

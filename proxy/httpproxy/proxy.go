@@ -206,6 +206,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(rw, r.Body, n)
 	}
+	if rw.grpc && h.settings.GRPCMessageEvents > 0 && span.IsRecording() {
+		r = traceGRPCMessages(r, rw, span, h.settings.GRPCMessageEvents)
+	}
 	h.rp.ServeHTTP(rw, r)
 }
 
@@ -241,6 +244,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		// flushing the headers early, apart from the end of the stream,
 		// which would leave the client without a status.
 		resp.ContentLength = 0
+	}
+	if m, ok := resp.Request.Context().Value(grpcMessagesKey{}).(*grpcMessages); ok {
+		resp.Body = &messageBody{ReadCloser: resp.Body, ev: &m.sent}
 	}
 	if d := h.settings.StreamIdleTimeout; d > 0 && resp.ContentLength < 0 &&
 		resp.StatusCode != http.StatusSwitchingProtocols {

@@ -23,6 +23,10 @@ const (
 	DefaultResponseHeaderTimeout = 30 * time.Second
 	DefaultIdleConnTimeout       = 90 * time.Second
 	DefaultMaxIdleConns          = 1024
+	// DefaultGRPCMessageEvents is the number of message events a gRPC
+	// call's span gets per direction: both directions together fit the
+	// OTel SDK's default span event limit (OTEL_SPAN_EVENT_COUNT_LIMIT, 128).
+	DefaultGRPCMessageEvents = 64
 )
 
 // Settings configure the inbound proxy. Zero values mean the documented
@@ -63,6 +67,12 @@ type Settings struct {
 	// the circuit breaker. Zero: proxy.DefaultFailureStatuses (500, 502,
 	// 503, 504; not 429).
 	FailureStatuses []int
+	// GRPCMessageEvents caps the "message" span events of a gRPC call, one
+	// per message, counted separately for each direction; messages beyond
+	// the cap are only counted (tracecar.grpc.message_events_dropped), so an
+	// endless stream cannot grow its span without bound. Zero: 64
+	// (DefaultGRPCMessageEvents); negative: no message events.
+	GRPCMessageEvents int
 	// Idempotency enforces Idempotency-Key on the routes it names (by
 	// default: POST and PATCH, when the client sends a key). Nil: off.
 	Idempotency *IdempotencySettings
@@ -114,6 +124,9 @@ func (s *Settings) applyDefaults() error {
 	}
 	if s.MaxIdleConns == 0 {
 		s.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if s.GRPCMessageEvents == 0 {
+		s.GRPCMessageEvents = DefaultGRPCMessageEvents
 	}
 	if s.FailureStatuses == nil {
 		s.FailureStatuses = proxy.DefaultFailureStatuses

@@ -19,7 +19,8 @@ type responseWriter struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
-	grpc        bool // a gRPC call: RPC span, gRPC errors
+	grpc        bool          // a gRPC call: RPC span, gRPC errors
+	msgs        *grpcMessages // a gRPC call's message events, when recorded
 	err         error
 	ws          *wsmeter.Conn // set when the connection was hijacked for an upgrade
 }

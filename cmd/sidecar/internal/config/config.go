@@ -84,6 +84,9 @@ type Config struct {
 	// UpstreamMaxIdleConns is the number of idle upstream connections kept
 	// (the pool size; there is one upstream host).
 	UpstreamMaxIdleConns int `env:"TRACECAR_UPSTREAM_MAX_IDLE_CONNS" envDefault:"1024" min:"1" max:"65535" help:"Idle connections kept open to the upstream app (the connection pool size)."`
+	// GRPCMessageEvents caps the per-message events on an inbound gRPC
+	// call's span, per direction; 0 turns them off.
+	GRPCMessageEvents int `env:"TRACECAR_GRPC_MESSAGE_EVENTS" envDefault:"64" min:"0" max:"100000" help:"Span events per gRPC message, at most this many per direction of a call (the rest are counted); 0 = none."`
 	// StreamIdleTimeout closes a streaming response or WebSocket that moved
 	// no bytes either way for this long; 0 turns it off.
 	StreamIdleTimeout time.Duration `env:"TRACECAR_STREAM_IDLE_TIMEOUT" envDefault:"0s" help:"A streaming response or WebSocket with no bytes either way for this long is closed; 0 = off."`
