@@ -39,12 +39,10 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracecar/tracecar/deploy/demo/internal/demotel"
 )
 
 // correlationHeader is the header the sidecar uses to carry the correlation ID.
@@ -72,7 +70,7 @@ func run(addr string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tp, err := newTracerProvider(ctx)
+	tp, err := demotel.NewTracerProvider(ctx, "demo-app")
 	if err != nil {
 		return err
 	}
@@ -117,25 +115,6 @@ func run(addr string, log *slog.Logger) error {
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(err, tp.Shutdown(fctx))
-}
-
-// newTracerProvider exports over OTLP/HTTP as configured by the OTEL_EXPORTER_OTLP_*
-// variables; the service name defaults to "demo-app" unless OTEL_SERVICE_NAME
-// or OTEL_RESOURCE_ATTRIBUTES say otherwise.
-func newTracerProvider(ctx context.Context) (*sdktrace.TracerProvider, error) {
-	exp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("otlp exporter: %w", err)
-	}
-	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName("demo-app")),
-		resource.WithFromEnv(),
-		resource.WithTelemetrySDK(),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("resource: %w", err)
-	}
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
 }
 
 type app struct {

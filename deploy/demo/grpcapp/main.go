@@ -28,17 +28,15 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+
+	"github.com/tracecar/tracecar/deploy/demo/internal/demotel"
 )
 
 // maxPayload bounds the payload size a caller may ask for.
@@ -61,7 +59,7 @@ func run(addr, downstream, egress string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tp, err := newTracerProvider(ctx)
+	tp, err := demotel.NewTracerProvider(ctx, "demo-grpcapp")
 	if err != nil {
 		return err
 	}
@@ -115,25 +113,6 @@ func run(addr, downstream, egress string, log *slog.Logger) error {
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(err, tp.Shutdown(fctx))
-}
-
-// newTracerProvider exports over OTLP/HTTP as configured by the OTEL_EXPORTER_OTLP_*
-// variables; the service name defaults to "demo-grpcapp" unless
-// OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES say otherwise.
-func newTracerProvider(ctx context.Context) (*sdktrace.TracerProvider, error) {
-	exp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("otlp exporter: %w", err)
-	}
-	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName("demo-grpcapp")),
-		resource.WithFromEnv(),
-		resource.WithTelemetrySDK(),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("resource: %w", err)
-	}
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
 }
 
 // service implements EmptyCall and UnaryCall of grpc.testing.TestService.
