@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -20,9 +21,6 @@ import (
 	"github.com/tracecar/tracecar/proxy"
 	"github.com/tracecar/tracecar/proxy/breaker"
 )
-
-// instrumentationName is the OTel instrumentation scope of the spans.
-const instrumentationName = "github.com/tracecar/tracecar/proxy/grpcproxy"
 
 // Trace context fields, canonical for http.Header.
 const (
@@ -40,7 +38,7 @@ type Proxy struct {
 	settings Settings
 	scheme   string
 	failure  [maxCode + 1]bool
-	tracer   trace.Tracer
+	stats    proxy.GRPCStats // CLIENT spans, through otelgrpc
 	prop     otelprop.TextMapPropagator
 	log      *slog.Logger
 	parents  proxy.ParentResolver
@@ -58,7 +56,7 @@ func New(s Settings, d Deps) (*Proxy, error) {
 	p := &Proxy{
 		settings: s,
 		scheme:   "http",
-		tracer:   d.TracerProvider.Tracer(instrumentationName),
+		stats:    proxy.NewGRPCClientStats(proxy.GRPCStatsOptions{TracerProvider: d.TracerProvider}),
 		prop:     d.Propagator,
 		log:      d.Logger,
 		parents:  proxy.ParentResolver{Propagator: d.Propagator, Correlation: s.Correlation, Stitch: d.Stitch, SerialInference: s.SerialInference},
@@ -127,6 +125,26 @@ type call struct {
 
 type callKey struct{}
 
+// message is the destination's grpc-message, percent-decoded
+// (PROTOCOL-HTTP2.md), or "".
+func (c *call) message() string {
+	res := c.res
+	if res == nil {
+		return ""
+	}
+	v, ok := res.Trailer[headerGRPCMessage]
+	if !ok {
+		v = res.Header[headerGRPCMessage]
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	if m, err := url.PathUnescape(v[0]); err == nil {
+		return m
+	}
+	return v[0]
+}
+
 func callFrom(ctx context.Context) *call {
 	c, _ := ctx.Value(callKey{}).(*call)
 	return c
@@ -153,12 +171,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteGRPCError(w, codes.PermissionDenied, "tracecar: destination "+key+" is not allowed by the egress policy")
 		return
 	}
+	start := time.Now()
 	ctx, o := p.resolveParent(r)
-	ctx, span := p.startSpan(ctx, r, o, host, port)
+	ctx, span := p.startSpan(ctx, r, o, host, port, start)
 	report, err := p.allowBreaker(key, span)
 	if err != nil {
 		p.breakerRejected(w, span, err)
-		endSpan(span, codes.Unavailable, err)
+		p.endSpan(ctx, start, codes.Unavailable, "", err)
 		return
 	}
 	c := &call{key: key, origin: o}
@@ -168,7 +187,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		code := p.finalCode(r.Context(), c)
 		report(p.breakerOutcome(code, c.err))
-		endSpan(span, code, c.err)
+		p.endSpan(ctx, start, code, c.message(), c.err)
 	}()
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey{}, c)))
 }

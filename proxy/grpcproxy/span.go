@@ -3,9 +3,9 @@ package grpcproxy
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	otelcodes "go.opentelemetry.io/otel/codes"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -25,31 +25,26 @@ const (
 // methodOther is rpc.method for a :path that names no method.
 const methodOther = "_OTHER"
 
-var clientKind = trace.WithSpanKind(trace.SpanKindClient)
-
 // resolveParent finds the parent of the CLIENT span (proxy.ParentResolver).
 func (p *Proxy) resolveParent(r *http.Request) (context.Context, proxy.Parent) {
 	return p.parents.Resolve(r.Context(), otelprop.HeaderCarrier(r.Header))
 }
 
-// startSpan starts the CLIENT span of a call (OTel semantic conventions
-// v1.43.0, gRPC client span): named "{rpc.method}", or "grpc"
-// ({rpc.system.name}) when the :path names no method.
-func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o proxy.Parent, host string, port uint16) (context.Context, trace.Span) {
-	m, known := proxy.GRPCMethod(r.URL.Path)
-	name := m
-	if !known {
-		name = "grpc"
-	}
-	ctx, span := p.tracer.Start(ctx, name, clientKind)
+// startSpan starts the CLIENT span of a call through otelgrpc's client
+// stats handler (proxy.GRPCStats), which names it "{rpc.method}" with
+// rpc.system.name and rpc.method (semantic conventions v1.43.0, gRPC client
+// span). tracecar renames it "grpc" ({rpc.system.name}) when the :path names
+// no method, and adds the destination, the parent's source and the
+// correlation ID.
+func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o proxy.Parent, host string, port uint16, start time.Time) (context.Context, trace.Span) {
+	ctx = p.stats.Begin(ctx, r.URL.Path, start)
+	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 8)
-		attrs = append(attrs, semconv.RPCSystemNameGRPC)
-		if known {
-			attrs = append(attrs, semconv.RPCMethodKey.String(m))
-		} else {
+		attrs := make([]attribute.KeyValue, 0, 6)
+		if _, known := proxy.GRPCMethod(r.URL.Path); !known {
 			// rpc.method: "When the method is not recognized ... MUST be set
 			// to _OTHER ... MUST also set rpc.method_original".
+			span.SetName("grpc")
 			attrs = append(attrs, semconv.RPCMethodKey.String(methodOther),
 				semconv.RPCMethodOriginalKey.String(r.URL.Path))
 		}
@@ -69,26 +64,25 @@ func (p *Proxy) startSpan(ctx context.Context, r *http.Request, o proxy.Parent, 
 	return ctx, span
 }
 
-// endSpan records the call's final status and ends the span. On a gRPC
-// CLIENT span every status but OK is an error (semconv gRPC, "gRPC Status":
-// "the Span Status MUST be set to Error or remain unset depending on the
-// gRPC status code and Span Kind"; for client spans, Error on any code but
-// OK). error.type is
+// endSpan records error.type and reports the call's end to otelgrpc, which
+// sets rpc.response.status_code and the span status and ends the span. On a
+// gRPC CLIENT span every status but OK is an error (semconv gRPC, "gRPC
+// Status": for client spans, Error on any code but OK). error.type is
 // tracecar's failure when it ended the call, else the status code's name
 // ("If a response status code is returned and status indicates an error,
 // error.type SHOULD be set to that status code").
-func endSpan(span trace.Span, code codes.Code, err error) {
+func (p *Proxy) endSpan(ctx context.Context, start time.Time, code codes.Code, msg string, err error) {
+	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
-		name := proxy.GRPCCodeName(code)
-		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
 		switch {
 		case err != nil:
 			span.SetAttributes(semconv.ErrorTypeKey.String(proxy.ErrorType(err)))
-			span.SetStatus(otelcodes.Error, err.Error())
 		case code != codes.OK:
-			span.SetAttributes(semconv.ErrorTypeKey.String(name))
-			span.SetStatus(otelcodes.Error, name)
+			span.SetAttributes(semconv.ErrorTypeKey.String(proxy.GRPCCodeName(code)))
 		}
 	}
-	span.End()
+	if err != nil {
+		msg = err.Error()
+	}
+	p.stats.End(ctx, start, code, msg)
 }

@@ -3,6 +3,7 @@ package grpcproxy
 import (
 	"testing"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
@@ -105,6 +106,10 @@ func checkClientSpan(t *testing.T, s sdktrace.ReadOnlySpan, source string, paren
 	t.Helper()
 	if s.SpanKind() != trace.SpanKindClient {
 		t.Fatalf("span kind %v", s.SpanKind())
+	}
+	// The span is otelgrpc's client stats handler's.
+	if got := s.InstrumentationScope().Name; got != otelgrpc.ScopeName {
+		t.Fatalf("instrumentation scope %q, want %q", got, otelgrpc.ScopeName)
 	}
 	if got := attrs(s)["tracecar.parent.source"].AsString(); got != source {
 		t.Fatalf("parent source %q, want %q", got, source)

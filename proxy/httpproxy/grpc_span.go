@@ -1,13 +1,14 @@
 package httpproxy
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	otelcodes "go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
@@ -16,10 +17,13 @@ import (
 	"github.com/tracecar/tracecar/proxy"
 )
 
-// A gRPC call's SERVER span follows the RPC semantic conventions (v1.43.0,
-// gRPC server span) instead of HTTP's: rpc.system.name "grpc", rpc.method
-// the fully-qualified "service/method" taken from the :path, and
-// rpc.response.status_code the canonical name of the call's gRPC status.
+// A gRPC call's SERVER span is otelgrpc's (proxy.GRPCStats): named
+// "{rpc.method}", with rpc.system.name "grpc", rpc.method the
+// fully-qualified "service/method" taken from the :path, and
+// rpc.response.status_code the canonical name of the call's gRPC status
+// (semantic conventions v1.43.0, gRPC server span). tracecar adds the
+// network, client and correlation attributes, error.type, and the rule for
+// methods the app does not know.
 
 // methodOther is rpc.method for a method the app does not recognise.
 const methodOther = "_OTHER"
@@ -29,12 +33,12 @@ const methodOther = "_OTHER"
 const trailerGRPCStatus = http.TrailerPrefix + headerGRPCStatus
 
 var (
-	rpcSystemGRPC   = semconv.RPCSystemNameGRPC
 	protoNameHTTP   = semconv.NetworkProtocolNameKey.String("http")
 	serverErrorCode = [...]bool{
 		// rpc.response.status_code: "The following status codes SHOULD be
 		// considered errors" for gRPC server spans; the others are the
-		// caller's errors and leave the span status unset.
+		// caller's errors and get no error.type (otelgrpc leaves their
+		// span status unset).
 		codes.Unknown: true, codes.DeadlineExceeded: true, codes.Unimplemented: true,
 		codes.Internal: true, codes.Unavailable: true, codes.DataLoss: true,
 	}
@@ -53,14 +57,13 @@ func grpcSpanName(path string) string {
 // setGRPCRequestAttributes records the attributes known when the call
 // starts.
 func setGRPCRequestAttributes(span trace.Span, r *http.Request, cid string) {
-	attrs := make([]attribute.KeyValue, 0, 12)
-	attrs = append(attrs, rpcSystemGRPC, protoNameHTTP, protoHTTP2,
-		propagation.AttrCorrelationID.String(cid))
-	if m, ok := proxy.GRPCMethod(r.URL.Path); ok {
-		attrs = append(attrs, semconv.RPCMethodKey.String(m))
-	} else {
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs, protoNameHTTP, protoHTTP2, propagation.AttrCorrelationID.String(cid))
+	if _, ok := proxy.GRPCMethod(r.URL.Path); !ok {
 		// rpc.method: "When the method is not recognized ... MUST be set to
-		// _OTHER ... MUST also set rpc.method_original".
+		// _OTHER ... MUST also set rpc.method_original". otelgrpc takes any
+		// path for a method.
+		span.SetName(grpcSpanName(r.URL.Path))
 		attrs = append(attrs, semconv.RPCMethodKey.String(methodOther),
 			semconv.RPCMethodOriginalKey.String(r.URL.Path))
 	}
@@ -118,12 +121,18 @@ func grpcOutcome(rw *responseWriter, status int) (code codes.Code, fromApp bool,
 	return proxy.HTTPStatusToGRPC(status), true, ""
 }
 
-// endGRPCSpan records the call's gRPC status and ends the span.
-func endGRPCSpan(span trace.Span, r *http.Request, rw *responseWriter, status int) {
+// endGRPCSpan adds tracecar's outcome attributes and reports the call's end
+// to otelgrpc, which sets rpc.response.status_code and the span status (Error
+// for the codes a server is to blame for) and ends the span.
+func (h *Handler) endGRPCSpan(ctx context.Context, start time.Time, span trace.Span, r *http.Request, rw *responseWriter, status int) {
+	code, fromApp, msg := grpcOutcome(rw, status)
+	if d, err := url.PathUnescape(msg); err == nil {
+		msg = d // grpc-message is percent-encoded (PROTOCOL-HTTP2.md)
+	}
+	if rw.err != nil {
+		msg = rw.err.Error()
+	}
 	if span.IsRecording() {
-		code, fromApp, msg := grpcOutcome(rw, status)
-		name := proxy.GRPCCodeName(code)
-		span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(name))
 		if m := rw.msgs; m != nil {
 			if d := m.dropped(); d > 0 {
 				span.SetAttributes(attrMessageEventsDropped.Int64(d))
@@ -138,24 +147,15 @@ func endGRPCSpan(span trace.Span, r *http.Request, rw *responseWriter, status in
 				semconv.RPCMethodOriginalKey.String(r.URL.Path))
 		}
 		if int(code) < len(serverErrorCode) && serverErrorCode[code] {
-			desc := ""
-			switch {
-			case rw.err != nil:
+			if rw.err != nil {
 				span.SetAttributes(semconv.ErrorTypeKey.String(proxy.ErrorType(rw.err)))
-				desc = rw.err.Error()
-			default:
+			} else {
 				// error.type: "If a response status code is returned and
 				// status indicates an error, error.type SHOULD be set to that
 				// status code."
-				span.SetAttributes(semconv.ErrorTypeKey.String(name))
-				if d, err := url.PathUnescape(msg); err == nil {
-					desc = d
-				} else {
-					desc = msg
-				}
+				span.SetAttributes(semconv.ErrorTypeKey.String(proxy.GRPCCodeName(code)))
 			}
-			span.SetStatus(otelcodes.Error, desc)
 		}
 	}
-	span.End()
+	h.grpcStats.End(ctx, start, code, msg)
 }

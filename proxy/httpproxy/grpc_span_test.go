@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	grpccodes "google.golang.org/grpc/codes"
@@ -41,6 +42,10 @@ func TestGRPCSpanContinuesCallerTrace(t *testing.T) {
 	if span.SpanKind() != trace.SpanKindServer {
 		t.Errorf("span kind %v", span.SpanKind())
 	}
+	// The span is otelgrpc's stats handler's, as in a grpc-go server.
+	if got := span.InstrumentationScope().Name; got != otelgrpc.ScopeName {
+		t.Errorf("instrumentation scope %q, want %q", got, otelgrpc.ScopeName)
+	}
 	if got := span.SpanContext().TraceID().String(); got != traceID {
 		t.Errorf("trace ID %s, want the caller's %s", got, traceID)
 	}
@@ -75,6 +80,27 @@ func TestGRPCSpanContinuesCallerTrace(t *testing.T) {
 	}
 	if got := md.Get("x-correlation-id"); len(got) != 1 || got[0] != "order-42" {
 		t.Errorf("app saw x-correlation-id %q", got)
+	}
+}
+
+// In edge mode a gRPC call starts a trace of its own, linked to the
+// caller's span (otelgrpc's public-endpoint option), as HTTP requests do.
+func TestGRPCSpanEdgeMode(t *testing.T) {
+	r, client, _ := newGRPCRig(t, startGRPCApp(t, newGRPCApp()), func(s *Settings) { s.Edge = true })
+	const traceID, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-"+traceID+"-"+parent+"-01")
+	if _, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	span := r.onlySpan()
+	if got := span.SpanContext().TraceID().String(); got == traceID {
+		t.Errorf("edge span continued the caller's trace %s", got)
+	}
+	if span.Parent().IsValid() {
+		t.Errorf("edge span has parent %s, want a root", span.Parent().SpanID())
+	}
+	if l := span.Links(); len(l) != 1 || l[0].SpanContext.TraceID().String() != traceID || l[0].SpanContext.SpanID().String() != parent {
+		t.Errorf("links %+v, want one to the caller's span %s", l, parent)
 	}
 }
 

@@ -54,6 +54,8 @@ type Handler struct {
 	tr       *http.Transport
 	grpcTr   *http.Transport // HTTP/2-only, for gRPC calls
 	idem     *idempotency    // nil: Idempotency-Key not enforced
+	// grpcStats records gRPC calls' SERVER spans through otelgrpc.
+	grpcStats proxy.GRPCStats
 
 	mu        sync.Mutex
 	hijacked  map[net.Conn]struct{}
@@ -71,6 +73,9 @@ func New(s Settings, d Deps) (*Handler, error) {
 		settings: s,
 		upstream: s.Upstream.Redacted(),
 		tracer:   d.TracerProvider.Tracer(instrumentationName),
+		grpcStats: proxy.NewGRPCServerStats(proxy.GRPCStatsOptions{
+			TracerProvider: d.TracerProvider, NewRoot: s.Edge,
+		}),
 		prop:     d.Propagator,
 		log:      d.Logger,
 		metrics:  d.Metrics,
@@ -141,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw.grpc = proxy.IsGRPC(r)
 	defer h.writerBuf.Put(rw)
 
-	ctx, span, cid, own := h.startSpan(r)
+	ctx, span, cid, own := h.startSpan(r, start)
 	ctx = propagation.ContextWithCorrelationID(ctx, cid)
 	h.metrics.start()
 
@@ -284,7 +289,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 func (h *Handler) finish(ctx context.Context, r *http.Request, rw *responseWriter, span trace.Span, start time.Time, status int) {
 	elapsed := time.Since(start)
 	if rw.grpc {
-		endGRPCSpan(span, r, rw, status)
+		h.endGRPCSpan(ctx, start, span, r, rw, status)
 	} else {
 		h.endSpan(span, rw, status)
 	}

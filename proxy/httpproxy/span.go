@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -33,28 +34,24 @@ var serverKind = trace.WithSpanKind(trace.SpanKindServer)
 // the correlation ID (the caller's when valid, else minted from the trace ID).
 // own reports whether the span has an identity of its own: a no-op tracer
 // (SDK disabled) hands back the caller's span context instead.
-func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Span, cid string, own bool) {
+func (h *Handler) startSpan(r *http.Request, start time.Time) (ctx context.Context, span trace.Span, cid string, own bool) {
 	ctx = h.prop.Extract(r.Context(), otelprop.HeaderCarrier(r.Header))
 	remote := trace.SpanContextFromContext(ctx)
-	name := r.Method
-	known := proxy.KnownMethod(r.Method)
-	if !known {
-		name = "HTTP"
-	}
 	grpc := proxy.IsGRPC(r)
-	if grpc {
-		name = grpcSpanName(r.URL.Path)
-	}
-	if h.settings.Edge {
+	known := proxy.KnownMethod(r.Method)
+	switch {
+	case grpc:
+		// otelgrpc's stats handler starts a gRPC call's span, as it would in
+		// a grpc-go server (edge mode is its public-endpoint option).
+		ctx = h.grpcStats.Begin(ctx, r.URL.Path, start)
+		span = trace.SpanFromContext(ctx)
+	case h.settings.Edge && remote.IsValid():
 		// Edge mode: do not continue an untrusted trace; start a new one and
 		// link the caller's span so the hop stays navigable.
-		if remote.IsValid() {
-			ctx, span = h.tracer.Start(ctx, name, serverKind, trace.WithNewRoot(),
-				trace.WithLinks(trace.Link{SpanContext: remote}))
-		}
-	}
-	if span == nil {
-		ctx, span = h.tracer.Start(ctx, name, serverKind)
+		ctx, span = h.tracer.Start(ctx, spanName(r.Method, known), serverKind, trace.WithNewRoot(),
+			trace.WithLinks(trace.Link{SpanContext: remote}))
+	default:
+		ctx, span = h.tracer.Start(ctx, spanName(r.Method, known), serverKind)
 	}
 	cid, ok := h.settings.Correlation.Extract(otelprop.HeaderCarrier(r.Header))
 	if !ok {
@@ -69,6 +66,15 @@ func (h *Handler) startSpan(r *http.Request) (ctx context.Context, span trace.Sp
 	}
 	sc := span.SpanContext()
 	return ctx, span, cid, sc.IsValid() && sc.SpanID() != remote.SpanID()
+}
+
+// spanName is an HTTP SERVER span's name: the method, or "HTTP" for a
+// method the conventions do not know.
+func spanName(method string, known bool) string {
+	if known {
+		return method
+	}
+	return "HTTP"
 }
 
 // setRequestAttributes records the HTTP server span attributes of the OTel
