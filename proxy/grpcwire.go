@@ -164,3 +164,13 @@ func WriteGRPCError(w http.ResponseWriter, code codes.Code, msg string) {
 	h.Del(headerContentLength)
 	w.WriteHeader(http.StatusOK)
 }
+
+// EndGRPCStream ends a gRPC response whose headers already went out with the
+// status code and msg as trailers (PROTOCOL-HTTP2.md: Trailers), once the
+// handler returns. Bytes of a message the response was in the middle of are
+// not completed: the client reports the status, or a truncated message.
+func EndGRPCStream(w http.ResponseWriter, code codes.Code, msg string) {
+	h := w.Header()
+	h.Set(http.TrailerPrefix+headerGRPCStatus, strconv.FormatUint(uint64(code), 10))
+	h.Set(http.TrailerPrefix+headerGRPCMessage, EncodeGRPCMessage(msg))
+}

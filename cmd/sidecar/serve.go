@@ -73,17 +73,18 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 	defer idem.close()
 
 	handler, err := httpproxy.New(httpproxy.Settings{
-		Upstream:              cfg.Upstream,
-		Correlation:           propagation.NewCorrelation(cfg.CorrelationHeader, cfg.CorrelationMaxLen),
-		Edge:                  !cfg.TrustIncomingTrace,
-		MaxBodyBytes:          cfg.MaxBodyBytes,
-		DialTimeout:           cfg.UpstreamDialTimeout,
-		ResponseHeaderTimeout: noneIsNegative(cfg.UpstreamResponseHeaderTimeout),
-		IdleConnTimeout:       cfg.UpstreamIdleConnTimeout,
-		MaxIdleConns:          cfg.UpstreamMaxIdleConns,
-		StreamIdleTimeout:     cfg.StreamIdleTimeout,
-		GRPCMessageEvents:     offIsNegativeInt(cfg.GRPCMessageEvents),
-		AccessLog:             cfg.AccessLog,
+		Upstream:                cfg.Upstream,
+		Correlation:             propagation.NewCorrelation(cfg.CorrelationHeader, cfg.CorrelationMaxLen),
+		Edge:                    !cfg.TrustIncomingTrace,
+		MaxBodyBytes:            cfg.MaxBodyBytes,
+		DialTimeout:             cfg.UpstreamDialTimeout,
+		ResponseHeaderTimeout:   noneIsNegative(cfg.UpstreamResponseHeaderTimeout),
+		IdleConnTimeout:         cfg.UpstreamIdleConnTimeout,
+		MaxIdleConns:            cfg.UpstreamMaxIdleConns,
+		StreamIdleTimeout:       cfg.StreamIdleTimeout,
+		GRPCMessageEvents:       offIsNegativeInt(cfg.GRPCMessageEvents),
+		GRPCMaxRecvMessageBytes: cfg.GRPCMaxRecvMessageBytes,
+		AccessLog:               cfg.AccessLog,
 		// The app's breaker counts only connect errors and timeouts: an app
 		// that answers 5xx is up, and its 5xx often relay a failing
 		// dependency, which that dependency's own egress breaker cuts off.

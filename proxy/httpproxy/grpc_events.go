@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -45,6 +46,9 @@ type grpcMessagesKey struct{}
 // messages and the response body (app to client) SENT ones.
 type grpcMessages struct {
 	received, sent messageEvents
+	// tooLarge is set, from the request body's reader, when a request
+	// message exceeded Settings.GRPCMaxRecvMessageBytes.
+	tooLarge atomic.Pointer[messageTooLargeError]
 }
 
 // messageEvents follows one direction. Each body is read by one goroutine
@@ -82,33 +86,69 @@ func (m *grpcMessages) dropped() int64 {
 	return m.received.dropped.Load() + m.sent.dropped.Load()
 }
 
-// traceGRPCMessages sets up message events, at most limit per direction,
-// for the gRPC call r: it wraps the request body and returns r with the
-// context modifyResponse finds them in. Only gRPC calls pay for it.
-func traceGRPCMessages(r *http.Request, rw *responseWriter, span trace.Span, limit int) *http.Request {
-	m := new(grpcMessages)
-	m.received.init(span, messageReceived, limit)
-	m.sent.init(span, messageSent, limit)
-	rw.msgs = m
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &messageBody{ReadCloser: r.Body, ev: &m.received}
+// grpcBodies follows the messages of the gRPC call r, when anything needs
+// them: message events (at most Settings.GRPCMessageEvents per direction,
+// on a recording span) and the request message limit
+// (Settings.GRPCMaxRecvMessageBytes). It wraps the request body and returns
+// r with the context modifyResponse finds the events in. Only gRPC calls pay
+// for it.
+func (h *Handler) grpcBodies(r *http.Request, rw *responseWriter, span trace.Span) *http.Request {
+	events := h.settings.GRPCMessageEvents > 0 && span.IsRecording()
+	limit := h.settings.GRPCMaxRecvMessageBytes
+	if !events && limit == 0 {
+		return r
 	}
+	m := new(grpcMessages)
+	m.received.init(span, messageReceived, h.settings.GRPCMessageEvents)
+	m.received.frames.Max = limit
+	if !events {
+		m.received.add = ignoreMessage
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &messageBody{ReadCloser: r.Body, ev: &m.received, limit: m}
+	}
+	rw.msgs = m
+	if !events {
+		return r
+	}
+	m.sent.init(span, messageSent, h.settings.GRPCMessageEvents)
 	return r.WithContext(context.WithValue(r.Context(), grpcMessagesKey{}, m))
 }
 
+func ignoreMessage(proxy.GRPCMessage) {}
+
 // messageBody passes a gRPC body through unchanged, recording an event per
 // message. A body that is not a sequence of gRPC messages still passes; its
-// events stop at the first malformed prefix.
+// events stop at the first malformed prefix. A limited body fails instead
+// of passing a message longer than its parser's Max: none of the chunk that
+// announces it is passed on, and the call ends.
 type messageBody struct {
 	io.ReadCloser
-	ev *messageEvents
+	ev    *messageEvents
+	limit *grpcMessages // nil: not limited; else where a failure is noted
 }
 
 func (b *messageBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		// A malformed stream is the peers' to reject; the bytes pass.
-		_ = b.ev.frames.Feed(p[:n], b.ev.add)
+		if ferr := b.ev.frames.Feed(p[:n], b.ev.add); ferr != nil && b.limit != nil &&
+			errors.Is(ferr, proxy.ErrGRPCFrameTooLarge) {
+			e := &messageTooLargeError{err: ferr}
+			b.limit.tooLarge.CompareAndSwap(nil, e)
+			return 0, e
+		}
 	}
 	return n, err
 }
+
+// messageTooLargeError is a request message over
+// Settings.GRPCMaxRecvMessageBytes. It is a proxy.ErrBodyTooLarge, which
+// proxy.GRPCCode answers with RESOURCE_EXHAUSTED.
+type messageTooLargeError struct{ err error }
+
+func (e *messageTooLargeError) Error() string {
+	return "grpc: received message larger than max: " + e.err.Error()
+}
+
+func (e *messageTooLargeError) Unwrap() []error { return []error{proxy.ErrBodyTooLarge, e.err} }

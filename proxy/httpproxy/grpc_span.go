@@ -146,15 +146,15 @@ func (h *Handler) endGRPCSpan(ctx context.Context, start time.Time, span trace.S
 			span.SetAttributes(semconv.RPCMethodKey.String(methodOther),
 				semconv.RPCMethodOriginalKey.String(r.URL.Path))
 		}
-		if int(code) < len(serverErrorCode) && serverErrorCode[code] {
-			if rw.err != nil {
-				span.SetAttributes(semconv.ErrorTypeKey.String(proxy.ErrorType(rw.err)))
-			} else {
-				// error.type: "If a response status code is returned and
-				// status indicates an error, error.type SHOULD be set to that
-				// status code."
-				span.SetAttributes(semconv.ErrorTypeKey.String(proxy.GRPCCodeName(code)))
-			}
+		switch {
+		case rw.err != nil:
+			// tracecar ended the call: its reason, whatever the code.
+			span.SetAttributes(semconv.ErrorTypeKey.String(proxy.ErrorType(rw.err)))
+		case int(code) < len(serverErrorCode) && serverErrorCode[code]:
+			// error.type: "If a response status code is returned and status
+			// indicates an error, error.type SHOULD be set to that status
+			// code."
+			span.SetAttributes(semconv.ErrorTypeKey.String(proxy.GRPCCodeName(code)))
 		}
 	}
 	h.grpcStats.End(ctx, start, code, msg)

@@ -179,6 +179,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// ErrAbortHandler panic is ReverseProxy giving up on a response
 		// whose body broke off after the headers went out.
 		p := recover()
+		if rw.grpc && rw.msgs != nil {
+			if e := rw.msgs.tooLarge.Load(); e != nil {
+				// The call ended because a request message was over the
+				// limit: say so, with a status, rather than resetting a
+				// stream whose headers are out.
+				rw.err = e
+				if p == http.ErrAbortHandler { //nolint:errorlint // ReverseProxy panics with this very value
+					proxy.EndGRPCStream(rw, proxy.GRPCCode(e), e.Error())
+					p = nil
+				}
+			}
+		}
 		if p != nil && rw.err == nil {
 			rw.err = proxy.Classify(ctx, errResponseAborted)
 		}
@@ -211,8 +223,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(rw, r.Body, n)
 	}
-	if rw.grpc && h.settings.GRPCMessageEvents > 0 && span.IsRecording() {
-		r = traceGRPCMessages(r, rw, span, h.settings.GRPCMessageEvents)
+	if rw.grpc {
+		r = h.grpcBodies(r, rw, span)
 	}
 	h.rp.ServeHTTP(rw, r)
 }

@@ -73,6 +73,13 @@ type Settings struct {
 	// endless stream cannot grow its span without bound. Zero: 64
 	// (DefaultGRPCMessageEvents); negative: no message events.
 	GRPCMessageEvents int
+	// GRPCMaxRecvMessageBytes is the largest gRPC message a client may send
+	// to the app (the Message-Length of each length-prefixed message, as
+	// grpc-go's MaxRecvMsgSize counts it). A larger one ends the call with
+	// RESOURCE_EXHAUSTED before any of its bytes reach the app. Zero: no
+	// limit of tracecar's own, so the app's limit (grpc-go: 4 MiB by
+	// default) is the one that applies.
+	GRPCMaxRecvMessageBytes uint32
 	// Idempotency enforces Idempotency-Key on the routes it names (by
 	// default: POST and PATCH, when the client sends a key). Nil: off.
 	Idempotency *IdempotencySettings

@@ -87,6 +87,9 @@ type Config struct {
 	// GRPCMessageEvents caps the per-message events on an inbound gRPC
 	// call's span, per direction; 0 turns them off.
 	GRPCMessageEvents int `env:"TRACECAR_GRPC_MESSAGE_EVENTS" envDefault:"64" min:"0" max:"100000" help:"Span events per gRPC message, at most this many per direction of a call (the rest are counted); 0 = none."`
+	// GRPCMaxRecvMessageBytes is the largest gRPC message a client may send
+	// the app through the sidecar; 0 leaves the limit to the app.
+	GRPCMaxRecvMessageBytes uint32 `env:"TRACECAR_GRPC_MAX_RECV_MESSAGE_BYTES" envDefault:"0" help:"Largest gRPC message a client may send to the app, in bytes; a larger one ends the call with RESOURCE_EXHAUSTED before the app sees it; 0 = no limit of the sidecar's (the app's own applies: 4 MiB in grpc-go)."`
 	// StreamIdleTimeout closes a streaming response or WebSocket that moved
 	// no bytes either way for this long; 0 turns it off.
 	StreamIdleTimeout time.Duration `env:"TRACECAR_STREAM_IDLE_TIMEOUT" envDefault:"0s" help:"A streaming response or WebSocket with no bytes either way for this long is closed; 0 = off."`
