@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"time"
@@ -18,6 +19,9 @@ type ServerSettings struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long. Zero: 120s.
 	IdleTimeout time.Duration
+	// TLS, when set, makes the listener serve TLS (see CertFiles) instead
+	// of plaintext.
+	TLS *tls.Config
 	// Logger receives the server's own errors (bad requests, accept
 	// failures). Nil: slog.Default().
 	Logger *slog.Logger
@@ -49,6 +53,7 @@ func NewServer(s ServerSettings, defaultAddr string, protocols *http.Protocols, 
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ReadHeaderTimeout: s.ReadHeaderTimeout,
 		IdleTimeout:       s.IdleTimeout,
+		TLSConfig:         s.TLS,
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 	}
 }

@@ -105,13 +105,21 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 	if err != nil {
 		return err
 	}
-	inbound := httpproxy.NewServer(httpproxy.ServerSettings{
+	inboundSettings := httpproxy.ServerSettings{
 		Addr:              cfg.InboundAddr,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		Logger:            log,
-	}, handler)
+	}
+	if cfg.TLSCertFile != "" {
+		certs, err := proxy.LoadCertFiles(cfg.TLSCertFile, cfg.TLSKeyFile, log)
+		if err != nil {
+			return fmt.Errorf("inbound listener (TRACECAR_TLS_CERT_FILE): %w", err)
+		}
+		inboundSettings.TLS = proxy.ServerTLSConfig(certs)
+	}
+	inbound := httpproxy.NewServer(inboundSettings, handler)
 
 	var ready atomic.Bool
 	admin := &http.Server{
@@ -193,7 +201,11 @@ type server struct {
 }
 
 func (s *server) serve() error {
-	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+	serve := s.srv.Serve
+	if s.srv.TLSConfig != nil {
+		serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+	}
+	if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("%s listener: %w", s.name, err)
 	}
 	return nil

@@ -47,6 +47,7 @@ var custom = map[string]checkFunc{
 // it. They run only once the variable itself passed its checks, so they
 // judge parsed fields.
 var relations = map[string]checkFunc{
+	"TRACECAR_TLS_KEY_FILE":             checkTLSPair,
 	"TRACECAR_BREAKER_FAILURE_RATIO":    checkTripRules,
 	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": checkMaxOpenTimeout,
 	"TRACECAR_REDIS_URL":                checkRedisRequired,
@@ -250,4 +251,15 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkTLSPair requires the certificate and key together.
+func checkTLSPair(c *Config, f field, raw string) *Error {
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		return f.fail(raw, "unset while TRACECAR_TLS_CERT_FILE is set; give both or neither")
+	case c.TLSCertFile == "" && c.TLSKeyFile != "":
+		return f.fail(raw, "set without TRACECAR_TLS_CERT_FILE; give both or neither")
+	}
+	return nil
 }

@@ -32,7 +32,11 @@ type Config struct {
 	Upstream *url.URL `env:"TRACECAR_UPSTREAM,required" help:"URL of the local app that inbound requests are forwarded to." want:"an absolute http:// or https:// URL such as http://127.0.0.1:8080"`
 
 	// InboundAddr is the host:port the inbound proxy listens on.
-	InboundAddr string `env:"TRACECAR_INBOUND_ADDR" envDefault:":15006" help:"Address the inbound proxy listens on (HTTP/1.1 and h2c)." want:"host:port with port 0-65535"`
+	InboundAddr string `env:"TRACECAR_INBOUND_ADDR" envDefault:":15006" help:"Address the inbound proxy listens on (HTTP/1.1 and h2c; HTTP/1.1 and HTTP/2 over TLS when a certificate is set)." want:"host:port with port 0-65535"`
+	// TLSCertFile and TLSKeyFile are a PEM certificate (chain) and key for
+	// the inbound listener; both or neither. Set: it serves TLS only.
+	TLSCertFile string `env:"TRACECAR_TLS_CERT_FILE" envDefault:"" usage:"empty, plaintext" help:"PEM certificate (chain) for the inbound listener, which then serves TLS (HTTP/1.1 and HTTP/2, gRPC included) instead of plaintext; reloaded when the file changes." want:"a PEM file path, with TRACECAR_TLS_KEY_FILE"`
+	TLSKeyFile  string `env:"TRACECAR_TLS_KEY_FILE" envDefault:"" usage:"empty" help:"PEM private key of TRACECAR_TLS_CERT_FILE." want:"a PEM file path, with TRACECAR_TLS_CERT_FILE"`
 	// AdminAddr is the host:port of the admin listener.
 	AdminAddr string `env:"TRACECAR_ADMIN_ADDR" envDefault:"127.0.0.1:15000" help:"Address of the admin listener (/healthz, /readyz, /metrics); keep it on loopback." want:"host:port with port 0-65535"`
 

@@ -177,6 +177,8 @@ var everyVar = map[string]string{
 	"TRACECAR_UPSTREAM_IDLE_CONN_TIMEOUT":       "1h",
 	"TRACECAR_UPSTREAM_MAX_IDLE_CONNS":          "65535",
 	"TRACECAR_GRPC_MESSAGE_EVENTS":              "0",
+	"TRACECAR_TLS_CERT_FILE":                    "/etc/tracecar/tls.crt",
+	"TRACECAR_TLS_KEY_FILE":                     "/etc/tracecar/tls.key",
 	"TRACECAR_GRPC_MAX_RECV_MESSAGE_BYTES":      "4194304",
 	"TRACECAR_STREAM_IDLE_TIMEOUT":              "1m30s",
 	"TRACECAR_EGRESS_ENABLED":                   "false",
@@ -248,6 +250,8 @@ func TestLoadEveryVariable(t *testing.T) {
 	want := &Config{
 		Upstream:                      mustURL(t, "https://app.internal:8443/base"),
 		InboundAddr:                   "0.0.0.0:8000",
+		TLSCertFile:                   "/etc/tracecar/tls.crt",
+		TLSKeyFile:                    "/etc/tracecar/tls.key",
 		AdminAddr:                     "[::1]:9000",
 		CorrelationHeader:             "x-request-id",
 		CorrelationMaxLen:             64,
@@ -684,6 +688,7 @@ func TestLoadErrors(t *testing.T) {
 // refusedFor maps a variable to the one whose value can make its default
 // wrong, so that Load names it though it was not set.
 var refusedFor = map[string]string{
+	"TRACECAR_TLS_KEY_FILE":             "TRACECAR_TLS_CERT_FILE",
 	"OTEL_BSP_MAX_EXPORT_BATCH_SIZE":    "OTEL_BSP_MAX_QUEUE_SIZE",
 	"TRACECAR_BREAKER_MAX_OPEN_TIMEOUT": "TRACECAR_BREAKER_OPEN_TIMEOUT",
 	"TRACECAR_REDIS_URL":                "TRACECAR_IDEMPOTENCY_STORE",
@@ -904,5 +909,17 @@ func TestLoadBSPDefaultsMatchTags(t *testing.T) {
 	}
 	if seen != len(got) {
 		t.Errorf("otelEnv declares %d of the %d OTEL_BSP_* variables", seen, len(got))
+	}
+}
+
+func TestTLSPair(t *testing.T) {
+	const want = "; want a PEM file path, with TRACECAR_TLS_CERT_FILE"
+	wantLoadError(t, map[string]string{"TRACECAR_TLS_CERT_FILE": "/tls/tls.crt"},
+		`TRACECAR_TLS_KEY_FILE: unset while TRACECAR_TLS_CERT_FILE is set; give both or neither`+want)
+	wantLoadError(t, map[string]string{"TRACECAR_TLS_KEY_FILE": "/tls/tls.key"},
+		`TRACECAR_TLS_KEY_FILE="/tls/tls.key": set without TRACECAR_TLS_CERT_FILE; give both or neither`+want)
+	c, err := Load(map[string]string{"TRACECAR_UPSTREAM": upstream})
+	if err != nil || c.TLSCertFile != "" || c.TLSKeyFile != "" {
+		t.Fatalf("default: %v %+v, want plaintext", err, c)
 	}
 }
