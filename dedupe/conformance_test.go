@@ -179,6 +179,43 @@ func TestStoreCompleteThenReplay(t *testing.T) {
 	})
 }
 
+// TestStoreCompleteKeepsTrailers: a gRPC response's trailers (status,
+// message, custom and -bin metadata) come back exactly, as does a
+// Trailers-Only response (the status among the headers, no body).
+func TestStoreCompleteKeepsTrailers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s Store, _ *fakeClock) {
+		ctx := context.Background()
+		responses := map[string]*Response{
+			"message and trailers": {
+				Status: 200,
+				Header: map[string][]string{"Content-Type": {"application/grpc"}, "X-Echo-Initial": {"hello"}},
+				Body:   []byte{0, 0, 0, 0, 4, 0x0a, 0x02, 0x00, 0xff},
+				Trailer: map[string][]string{
+					"Grpc-Status": {"0"}, "Grpc-Message": {""},
+					"X-Echo-Trailing-Bin": {"AAH+/w"}, "X-Many": {"1", "2"},
+				},
+			},
+			"trailers only": {
+				Status: 200,
+				Header: map[string][]string{"Content-Type": {"application/grpc"}, "Grpc-Status": {"13"}, "Grpc-Message": {"boom"}},
+			},
+		}
+		for name, want := range responses {
+			scope := testScope
+			scope.Key = name
+			c := mustClaim(t, s, scope, time.Minute)
+			if err := s.Complete(ctx, c, &Record{State: StateCompleted, Response: want}, time.Hour); err != nil {
+				t.Fatalf("%s: Complete: %v", name, err)
+			}
+			got := mustFind(t, s, scope, StateCompleted).Response
+			if got.Status != want.Status || !reflect.DeepEqual(got.Header, want.Header) ||
+				!bytes.Equal(got.Body, want.Body) || !reflect.DeepEqual(got.Trailer, want.Trailer) {
+				t.Fatalf("%s: stored %+v, want %+v", name, got, want)
+			}
+		}
+	})
+}
+
 func TestStoreNotReplayable(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s Store, _ *fakeClock) {
 		c := mustClaim(t, s, testScope, time.Minute)

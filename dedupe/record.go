@@ -41,6 +41,9 @@ type Response struct {
 	Status int
 	Header map[string][]string
 	Body   []byte
+	// Trailer holds the fields sent after the body (a gRPC call's
+	// grpc-status, grpc-message and trailing metadata). Nil: none.
+	Trailer map[string][]string
 }
 
 // Record is what a store holds for one scope. Records returned by a Store
@@ -69,18 +72,35 @@ var ErrRecordInvalid = errors.New("dedupe: invalid stored record")
 
 // Encoding: magic, version, state, owner (these four first and in this order:
 // the Redis scripts check ownership by comparing this prefix), then the
-// fingerprint, the scope, three timestamps, status, reason, response.
+// fingerprint, the scope, three timestamps, status, reason, response
+// (status, headers, body and, from version 2 on, trailers).
+//
+// A record is written as version 2 only when its response has trailers;
+// every other record (in-progress claims included) is still version 1, so
+// replicas of a tracecar that predates trailers keep reading the records of
+// plain HTTP responses from a shared Redis during a rolling upgrade.
 const (
-	recordMagic   = 't'
-	recordVersion = 1
-	maxStatus     = 999
+	recordMagic      = 't'
+	recordVersion    = 1 // no trailers
+	recordVersionTrl = 2 // the response's trailers follow its body
+	maxStatus        = 999
 )
 
-// ownerPrefix is the encoding's first bytes for a record in state st owned by owner.
+// ownerPrefix is the encoding's first bytes for a record in state st owned by
+// owner. Records that are compared by it carry no response, so they are
+// always version 1.
 func ownerPrefix(st State, owner string) []byte {
 	b := make([]byte, 0, 3+binary.MaxVarintLen64+len(owner))
 	b = append(b, recordMagic, recordVersion, byte(st))
 	return appendString(b, owner)
+}
+
+// version is the encoding version r is written in.
+func (r *Record) version() byte {
+	if r.Response != nil && len(r.Response.Trailer) > 0 {
+		return recordVersionTrl
+	}
+	return recordVersion
 }
 
 // MarshalBinary encodes r compactly (for Redis).
@@ -89,7 +109,7 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, r.encodedLen())
-	b = append(b, recordMagic, recordVersion, byte(r.State))
+	b = append(b, recordMagic, r.version(), byte(r.State))
 	b = appendString(b, r.Owner)
 	b = append(b, r.Fingerprint[:]...)
 	for _, f := range [...]string{r.Scope.Principal, r.Scope.Method, r.Scope.Route, r.Scope.Key} {
@@ -105,18 +125,40 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 	}
 	b = append(b, 1)
 	b = binary.AppendUvarint(b, nonNeg(r.Response.Status))
-	names := sortedNames(r.Response.Header)
+	b = appendFields(b, r.Response.Header)
+	b = binary.AppendUvarint(b, uint64(len(r.Response.Body)))
+	b = append(b, r.Response.Body...)
+	if r.version() == recordVersionTrl {
+		b = appendFields(b, r.Response.Trailer)
+	}
+	return b, nil
+}
+
+// appendFields encodes a header or trailer map: the count, then each name
+// (sorted) with its values.
+func appendFields(b []byte, fields map[string][]string) []byte {
+	names := sortedNames(fields)
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, name := range names {
-		vals := r.Response.Header[name]
+		vals := fields[name]
 		b = appendString(b, name)
 		b = binary.AppendUvarint(b, uint64(len(vals)))
 		for _, v := range vals {
 			b = appendString(b, v)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(r.Response.Body)))
-	return append(b, r.Response.Body...), nil
+	return b
+}
+
+func fieldsLen(fields map[string][]string) int {
+	n := uvarintLen(uint64(len(fields)))
+	for name, vals := range fields {
+		n += strLen(name) + uvarintLen(uint64(len(vals)))
+		for _, v := range vals {
+			n += strLen(v)
+		}
+	}
+	return n
 }
 
 // encodedLen is the exact length MarshalBinary produces; the memory store
@@ -131,14 +173,12 @@ func (r *Record) encodedLen() int {
 	if r.Response == nil {
 		return n
 	}
-	n += uvarintLen(nonNeg(r.Response.Status)) + uvarintLen(uint64(len(r.Response.Header)))
-	for name, vals := range r.Response.Header {
-		n += strLen(name) + uvarintLen(uint64(len(vals)))
-		for _, v := range vals {
-			n += strLen(v)
-		}
+	n += uvarintLen(nonNeg(r.Response.Status)) + fieldsLen(r.Response.Header)
+	n += uvarintLen(uint64(len(r.Response.Body))) + len(r.Response.Body)
+	if r.version() == recordVersionTrl {
+		n += fieldsLen(r.Response.Trailer)
 	}
-	return n + uvarintLen(uint64(len(r.Response.Body))) + len(r.Response.Body)
+	return n
 }
 
 func (r *Record) validate() error {
@@ -159,7 +199,7 @@ func (r *Record) validate() error {
 // than the input can describe, and rejects trailing or missing bytes.
 func (r *Record) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
-	if len(data) < 3 || data[0] != recordMagic || data[1] != recordVersion {
+	if len(data) < 3 || data[0] != recordMagic || (data[1] != recordVersion && data[1] != recordVersionTrl) {
 		return fmt.Errorf("%w: bad magic or version", ErrRecordInvalid)
 	}
 	out := Record{State: State(data[2])}
@@ -179,7 +219,7 @@ func (r *Record) UnmarshalBinary(data []byte) error {
 	switch d.byte() {
 	case 0:
 	case 1:
-		out.Response = d.response()
+		out.Response = d.response(data[1])
 	default:
 		d.fail("bad response marker")
 	}
@@ -280,29 +320,39 @@ func (d *decoder) status() int {
 	return int(v)
 }
 
-func (d *decoder) response() *Response {
+func (d *decoder) response(version byte) *Response {
 	resp := &Response{Status: d.status()}
+	resp.Header = d.fields("header")
+	if body := d.bytes(); len(body) > 0 {
+		resp.Body = slices.Clone(body)
+	}
+	if version == recordVersionTrl {
+		resp.Trailer = d.fields("trailer")
+	}
+	return resp
+}
+
+// fields decodes what appendFields wrote; nil when there are none.
+func (d *decoder) fields(what string) map[string][]string {
 	n := d.count()
+	var out map[string][]string
 	if n > 0 {
-		resp.Header = make(map[string][]string, n)
+		out = make(map[string][]string, n)
 	}
 	prev := ""
 	for i := 0; i < n && d.err == nil; i++ {
 		name := d.string()
 		if i > 0 && name <= prev {
-			d.fail("header names not sorted and unique")
+			d.fail(what + " names not sorted and unique")
 		}
 		prev = name
 		vals := make([]string, d.count())
 		for j := range vals {
 			vals[j] = d.string()
 		}
-		resp.Header[name] = vals
+		out[name] = vals
 	}
-	if body := d.bytes(); len(body) > 0 {
-		resp.Body = slices.Clone(body)
-	}
-	return resp
+	return out
 }
 
 func appendString(b []byte, s string) []byte {

@@ -94,6 +94,14 @@ const (
 //
 // A client that hangs up does not cancel the execution: the request to the
 // app runs on, bounded by the lease, and its result is recorded.
+//
+// gRPC calls are protected the same way (routes see method POST and the
+// path /pkg.Service/Method; the key is idempotency-key metadata): a unary
+// call is executed once and its retries get the recorded headers, message
+// bytes and trailers again. A call that streams its request is refused with
+// FAILED_PRECONDITION, a streamed response (more than one message) is
+// recorded as not replayable, and every answer of tracecar's own is a gRPC
+// status (see grpc_idempotency.go for the mapping and the release rule).
 type IdempotencySettings struct {
 	// Routes set the mode per method and path; the first match wins. When
 	// none matches, POST and PATCH are IdemOptional and every other method
@@ -194,7 +202,7 @@ func newIdempotency(h *Handler, s IdempotencySettings, d Deps) (*idempotency, er
 	}
 	x.rp = &httputil.ReverseProxy{
 		Rewrite:        x.rewrite,
-		Transport:      h.tr,
+		Transport:      upstreamTransport{http: h.tr, grpc: h.grpcTr},
 		BufferPool:     proxy.BufferPool{},
 		ModifyResponse: x.modifyResponse,
 		ErrorHandler:   x.errorHandler,

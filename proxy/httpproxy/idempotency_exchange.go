@@ -38,7 +38,8 @@ type exchange struct {
 	cancel    context.CancelFunc
 	timer     *time.Timer
 	timedOut  atomic.Bool
-	unbind    func() bool // stops the client binding of a detached stream
+	unbind    func() bool   // stops the client binding of a detached stream
+	grpc      *grpcExchange // a gRPC call's response state; nil for HTTP
 
 	status  int
 	header  http.Header
@@ -53,6 +54,9 @@ type exchange struct {
 func (x *idempotency) execute(rw *responseWriter, r *http.Request, span trace.Span, report *func(breaker.Outcome), c *dedupe.Claim, body []byte) {
 	x.event(span, eventIdemClaim, c.Scope)
 	ex := &exchange{x: x, claim: c, method: r.Method, clientCtx: r.Context(), span: span, length: -1, outcome: outcomeExecuted}
+	if rw.grpc {
+		ex.grpc = new(grpcExchange)
+	}
 	if x.h.breaker != nil {
 		rep, err := x.h.allow(span)
 		if err != nil {
@@ -77,6 +81,9 @@ func (x *idempotency) execute(rw *responseWriter, r *http.Request, span trace.Sp
 	})
 	out := r.WithContext(ctx)
 	out.Body, out.ContentLength, out.TransferEncoding, out.GetBody = bodyReader(body), int64(len(body)), nil, nil
+	if rw.grpc {
+		out = x.h.grpcBodies(out, rw, span) // message events, as for any gRPC call
+	}
 
 	defer func() {
 		p := recover() // http.ErrAbortHandler: the response broke off mid-body
@@ -134,6 +141,13 @@ func (x *idempotency) modifyResponse(res *http.Response) error {
 }
 
 func (ex *exchange) onResponse(res *http.Response) {
+	if ex.grpc != nil {
+		if res.StatusCode == http.StatusOK {
+			ex.onGRPCResponse(res)
+			return
+		}
+		ex.grpc = nil // not a gRPC response: recorded as the HTTP one it is
+	}
 	x := ex.x
 	ex.status = res.StatusCode
 	if _, ok := x.releaseSet[res.StatusCode]; ok {
@@ -216,7 +230,13 @@ func (ex *exchange) onBody(p []byte, err error) {
 		return
 	}
 	ex.body.Write(p)
+	if ex.grpc != nil && ex.grpc.streaming(p) {
+		ex.notReplayable("server streaming: the app sent more than one response message")
+		return
+	}
 	switch {
+	case errors.Is(err, io.EOF) && ex.grpc != nil:
+		ex.endGRPC()
 	case errors.Is(err, io.EOF) || (ex.length >= 0 && int64(ex.body.Len()) == ex.length):
 		ex.complete()
 	case err != nil:
@@ -308,8 +328,12 @@ func (p *problemWriter) Write(b []byte) (int, error) {
 
 // complete records the app's response for replay.
 func (ex *exchange) complete() {
+	var trailer http.Header
+	if ex.grpc != nil {
+		trailer = ex.grpc.trailer
+	}
 	ex.record(&dedupe.Record{State: dedupe.StateCompleted, Response: &dedupe.Response{
-		Status: ex.status, Header: ex.header, Body: ex.body.Bytes(),
+		Status: ex.status, Header: ex.header, Body: ex.body.Bytes(), Trailer: trailer,
 	}})
 }
 

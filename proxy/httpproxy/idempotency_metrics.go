@@ -17,12 +17,14 @@ const (
 	outcomeStoreUnavailable                    // the store failed the claim: 503, or passed through
 	outcomeNotReplayable                       // a retry of an execution whose response was not kept: 409
 	outcomeRecordFailed                        // executed, but the record could not be stored
+	outcomeNotUnary                            // a gRPC call with a key streamed its request: FAILED_PRECONDITION
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{
 	"executed", "replayed", "conflict", "mismatch", "invalid", "missing",
 	"too_large", "released", "store_unavailable", "not_replayable", "record_failed",
+	"not_unary",
 }
 
 func (o idemOutcome) String() string { return outcomeNames[o] }
@@ -40,7 +42,8 @@ type IdempotencyMetrics struct {
 //
 //	tracecar_idempotency_requests_total{outcome}  one per protected request:
 //	    executed, replayed, conflict, mismatch, invalid, missing, too_large,
-//	    released, store_unavailable, not_replayable, record_failed
+//	    released, store_unavailable, not_replayable, record_failed,
+//	    not_unary (a gRPC call with a key that streamed its request)
 //	tracecar_idempotency_records_total{state}  records written: completed
 //	    (replayable) or not_replayable
 func NewIdempotencyMetrics(reg prometheus.Registerer) *IdempotencyMetrics {

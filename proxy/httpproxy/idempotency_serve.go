@@ -15,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 
 	"github.com/tracecar/tracecar/dedupe"
 	"github.com/tracecar/tracecar/propagation"
@@ -64,14 +65,19 @@ const (
 // conflictRetryAfter is the Retry-After of a 409 for a key still executing.
 const conflictRetryAfter = time.Second
 
+// conflictDetail is the detail of that 409 (or gRPC ABORTED).
+var conflictDetail = "a request with this Idempotency-Key is still being processed; retry in " +
+	conflictRetryAfter.String() + " to get its response"
+
 // storeOpTimeout bounds one Complete or Release, which run detached from
 // the client so that a hang-up does not lose the record.
 const storeOpTimeout = 5 * time.Second
 
-// serve runs the Idempotency-Key middleware for one request. It returns
-// false when the request is not protected (route off, or optional without
-// a key, or the store is down on an optional route) and ServeHTTP forwards
-// it as usual; otherwise it has answered: a problem, a replay, or the
+// serve runs the Idempotency-Key middleware for one request, HTTP or gRPC
+// (grpc_idempotency.go). It returns false when the request is not
+// protected (route off, or optional without a key, or the store is down on
+// an optional route) and ServeHTTP forwards it as usual; otherwise it has
+// answered: a problem (a gRPC status for a gRPC call), a replay, or the
 // app's response from the one execution. report receives the breaker's
 // report function when an execution was admitted.
 func (x *idempotency) serve(rw *responseWriter, r *http.Request, span trace.Span, report *func(breaker.Outcome)) bool {
@@ -90,7 +96,13 @@ func (x *idempotency) serve(rw *responseWriter, r *http.Request, span trace.Span
 		return true
 	}
 	scope := dedupe.Scope{Principal: x.principal(r), Method: rt.Method, Route: rt.Path, Key: key}
-	body, ok := x.readBody(rw, r, span)
+	var body []byte
+	var ok bool
+	if rw.grpc {
+		body, ok = x.readGRPCBody(rw, r, span)
+	} else {
+		body, ok = x.readBody(rw, r, span)
+	}
 	if !ok {
 		return true
 	}
@@ -121,7 +133,7 @@ func (x *idempotency) rejectKey(rw *responseWriter, r *http.Request, span trace.
 	switch {
 	case errors.Is(err, dedupe.ErrKeyMissing):
 		typ, o = problemKeyMissing, outcomeMissing
-		err = errors.New("this route requires an Idempotency-Key header; send one unique key (1 to 255 printable ASCII characters, e.g. a UUID) per operation and reuse it only to retry that operation")
+		err = errors.New("this route requires an Idempotency-Key (an HTTP header; idempotency-key metadata on a gRPC call); send one unique key (1 to 255 printable ASCII characters, e.g. a UUID) per operation and reuse it only to retry that operation")
 	case errors.Is(err, dedupe.ErrKeyRepeated):
 		typ = problemKeyRepeated
 	}
@@ -217,16 +229,20 @@ func (x *idempotency) answerExisting(rw *responseWriter, r *http.Request, span t
 		x.done(span, outcomeConflict)
 		x.writeProblem(rw, r, proxy.Problem{
 			Type: problemInProgress, Status: http.StatusConflict, RetryAfter: conflictRetryAfter,
-			Detail: "a request with this Idempotency-Key is still being processed; retry after the Retry-After delay to get its response",
+			Detail: conflictDetail,
 		})
 	case rec.State == dedupe.StateNotReplayable:
 		x.event(span, eventIdemReplay, scope, attrIdemState.String(rec.State.String()), attrIdemReason.String(rec.Reason))
 		x.done(span, outcomeNotReplayable)
 		rw.Header().Set(headerReplayed, "true")
+		answered := ""
+		if !rw.grpc {
+			answered = fmt.Sprintf(" (the app answered %d)", rec.Status) // a gRPC call's is always 200
+		}
 		x.writeProblem(rw, r, proxy.Problem{
 			Type: problemNotReplayable, Status: http.StatusConflict,
-			Detail: fmt.Sprintf("the request with this Idempotency-Key was executed (the app answered %d) but its response was not retained for replay: %s; it will not be executed again; use a new key for a new request",
-				rec.Status, rec.Reason),
+			Detail: fmt.Sprintf("the request with this Idempotency-Key was executed%s but its response was not retained for replay: %s; it will not be executed again; use a new key for a new request",
+				answered, rec.Reason),
 		})
 	default:
 		x.event(span, eventIdemReplay, scope, attrIdemState.String(rec.State.String()), attrIdemReplayedStatus.Int(rec.Response.Status))
@@ -263,6 +279,10 @@ func (x *idempotency) storeUnavailable(rw *responseWriter, r *http.Request, span
 // byte for byte, with Idempotent-Replayed: true, a fresh Date and a
 // Content-Length computed from the body.
 func (x *idempotency) replay(rw *responseWriter, r *http.Request, resp *dedupe.Response) {
+	if rw.grpc {
+		x.replayGRPC(rw, resp)
+		return
+	}
 	bodyless := noBody(r.Method, resp.Status)
 	h := rw.Header()
 	x.copyReplayHeaders(h, resp.Header, bodyless)
@@ -327,13 +347,42 @@ func bodyReader(body []byte) io.ReadCloser {
 }
 
 // writeProblem answers with p, carrying the request's trace and correlation
-// IDs.
+// IDs; a gRPC call gets p as a gRPC status instead (writeGRPCProblem).
 func (x *idempotency) writeProblem(rw *responseWriter, r *http.Request, p proxy.Problem) {
+	if rw.grpc {
+		writeGRPCProblem(rw, p)
+		return
+	}
 	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
 		p.TraceID = sc.TraceID().String()
 	}
 	p.CorrelationID = propagation.CorrelationIDFromContext(r.Context())
 	proxy.WriteProblem(rw, p)
+}
+
+// grpcProblemCode is the gRPC status of each of the middleware's own
+// answers, the counterpart of the HTTP statuses above (one place for both):
+//
+//	400 key missing, invalid or repeated; body unreadable → INVALID_ARGUMENT
+//	409 key still executing                   → ABORTED (retry: "the client should retry at a higher level")
+//	409 executed, response not retained       → FAILED_PRECONDITION (retrying never helps)
+//	422 key reused for a different request    → FAILED_PRECONDITION
+//	413 request over the cap                  → RESOURCE_EXHAUSTED
+//	503 store unavailable (required route)    → UNAVAILABLE
+//	    streaming request (gRPC only)         → FAILED_PRECONDITION
+func grpcProblemCode(p proxy.Problem) codes.Code {
+	switch p.Type {
+	case problemInProgress:
+		return codes.Aborted
+	case problemNotReplayable, problemMismatch, problemNotUnary:
+		return codes.FailedPrecondition
+	case problemTooLarge:
+		return codes.ResourceExhausted
+	case problemStore:
+		return codes.Unavailable
+	default: // problemKeyMissing, problemKeyInvalid, problemKeyRepeated, problemBodyUnreadable
+		return codes.InvalidArgument
+	}
 }
 
 // event adds a span event naming the key by its hash only.

@@ -206,7 +206,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Idempotency-Key: replay, 409, 422, 400 before touching the app; an
 	// execution it claims goes through the breaker and to the app itself.
-	if h.idem != nil && !rw.grpc && h.idem.serve(rw, r, span, &report) {
+	if h.idem != nil && h.idem.serve(rw, r, span, &report) {
 		return
 	}
 	if h.breaker != nil {
