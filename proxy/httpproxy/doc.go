@@ -16,7 +16,10 @@
 // With IdempotencySettings, Idempotency-Key is enforced before the app is
 // touched (draft-ietf-httpapi-idempotency-key-header): one execution per
 // key, whose response is recorded in a dedupe.Store and replayed to
-// retries; 400, 409, 413 and 422 answer what cannot be executed.
+// retries; 400, 409, 413 and 422 answer what cannot be executed. Unary gRPC
+// calls carrying idempotency-key metadata get the same, with gRPC statuses
+// for those answers and headers, message and trailers replayed
+// (grpc_idempotency.go).
 //
 // The handler is built once from a Settings value; zero fields mean the
 // documented defaults.

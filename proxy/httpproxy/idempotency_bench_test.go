@@ -75,7 +75,7 @@ func BenchmarkIdempotency(b *testing.B) {
 			h.ServeHTTP(w, req)
 		}
 		if w.h.Get(headerReplayed) != "" || w.h.Get("Location") == "" {
-			b.Fatal("not an execution")
+			b.Fatalf("not an execution: %v", w.h)
 		}
 	})
 }
