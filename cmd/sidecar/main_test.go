@@ -243,3 +243,22 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("unknown flag exit %d", code)
 	}
 }
+
+// Profiles are served on the admin listener only when asked for.
+func TestAdminPprof(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want int
+	}{{"false", http.StatusNotFound}, {"true", http.StatusOK}} {
+		_, admin, sigs, exit, _ := startSidecar(t, map[string]string{
+			"TRACECAR_UPSTREAM": "http://127.0.0.1:1", "TRACECAR_ADMIN_PPROF": tc.env,
+		})
+		if got := status("http://" + admin + "/debug/pprof/goroutine?debug=1"); got != tc.want {
+			t.Errorf("TRACECAR_ADMIN_PPROF=%s: /debug/pprof/goroutine = %d, want %d", tc.env, got, tc.want)
+		}
+		sigs <- os.Interrupt
+		if code := <-exit; code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -124,7 +125,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 	var ready atomic.Bool
 	admin := &http.Server{
 		Addr:              cfg.AdminAddr,
-		Handler:           adminMux(reg, &ready),
+		Handler:           adminMux(reg, &ready, cfg.AdminPprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -235,7 +236,7 @@ func drain(ctx context.Context, cfg *config.Config, log *slog.Logger, ready *ato
 
 // adminMux serves the admin endpoints: liveness, readiness (false while
 // draining) and Prometheus metrics.
-func adminMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
+func adminMux(reg *prometheus.Registry, ready *atomic.Bool, profiles bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -248,6 +249,13 @@ func adminMux(reg *prometheus.Registry, ready *atomic.Bool) *http.ServeMux {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

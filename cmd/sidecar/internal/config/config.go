@@ -39,6 +39,9 @@ type Config struct {
 	TLSKeyFile  string `env:"TRACECAR_TLS_KEY_FILE" envDefault:"" usage:"empty" help:"PEM private key of TRACECAR_TLS_CERT_FILE." want:"a PEM file path, with TRACECAR_TLS_CERT_FILE"`
 	// AdminAddr is the host:port of the admin listener.
 	AdminAddr string `env:"TRACECAR_ADMIN_ADDR" envDefault:"127.0.0.1:15000" help:"Address of the admin listener (/healthz, /readyz, /metrics); keep it on loopback." want:"host:port with port 0-65535"`
+	// AdminPprof serves Go's profiles under /debug/pprof/ on the admin
+	// listener.
+	AdminPprof bool `env:"TRACECAR_ADMIN_PPROF" envDefault:"false" help:"Serve Go's runtime profiles (CPU, heap, goroutines) under /debug/pprof/ on the admin listener; they reveal internals, so only on loopback."`
 
 	// CorrelationHeader is the name of the request header that carries the
 	// correlation ID, as written (X-Request-ID is honoured too).

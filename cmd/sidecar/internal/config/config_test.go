@@ -177,6 +177,7 @@ var everyVar = map[string]string{
 	"TRACECAR_UPSTREAM_IDLE_CONN_TIMEOUT":       "1h",
 	"TRACECAR_UPSTREAM_MAX_IDLE_CONNS":          "65535",
 	"TRACECAR_GRPC_MESSAGE_EVENTS":              "0",
+	"TRACECAR_ADMIN_PPROF":                      "true",
 	"TRACECAR_TLS_CERT_FILE":                    "/etc/tracecar/tls.crt",
 	"TRACECAR_TLS_KEY_FILE":                     "/etc/tracecar/tls.key",
 	"TRACECAR_GRPC_MAX_RECV_MESSAGE_BYTES":      "4194304",
@@ -250,6 +251,7 @@ func TestLoadEveryVariable(t *testing.T) {
 	want := &Config{
 		Upstream:                      mustURL(t, "https://app.internal:8443/base"),
 		InboundAddr:                   "0.0.0.0:8000",
+		AdminPprof:                    true,
 		TLSCertFile:                   "/etc/tracecar/tls.crt",
 		TLSKeyFile:                    "/etc/tracecar/tls.key",
 		AdminAddr:                     "[::1]:9000",
