@@ -1,0 +1,33 @@
+package main
+
+import (
+	"testing"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestCountSpans(t *testing.T) {
+	spans := func(n int) []*tracepb.Span {
+		s := make([]*tracepb.Span, n)
+		for i := range s {
+			s[i] = &tracepb.Span{Name: "GET", TraceId: make([]byte, 16), SpanId: make([]byte, 8)}
+		}
+		return s
+	}
+	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{
+		{ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans(3)}, {Spans: spans(2)}}, SchemaUrl: "x"},
+		{ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans(4)}}},
+	}}
+	raw, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := countSpans(raw); err != nil || n != 9 {
+		t.Fatalf("countSpans = %d, %v; want 9", n, err)
+	}
+	if _, err := countSpans(raw[:len(raw)-3]); err == nil {
+		t.Fatal("a truncated request was counted without error")
+	}
+}
