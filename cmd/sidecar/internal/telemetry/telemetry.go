@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -226,36 +227,35 @@ func insecureByDefault() bool {
 	return true
 }
 
-// newExporter creates the OTLP exporter for protocol. The exporters read
-// OTEL_EXPORTER_OTLP_* (endpoint, headers, TLS, compression, timeout)
-// themselves. Neither connects here: the HTTP client dials per export and
-// the gRPC client (grpc.NewClient) connects lazily.
+// newExporter creates the OTLP exporter for protocol: tracecar's span
+// encoding (exporter) over the OTLP exporter's client for that protocol.
+// The clients read OTEL_EXPORTER_OTLP_* (endpoint, headers, TLS,
+// compression, timeout) themselves. Neither connects here: the HTTP client
+// dials per export and the gRPC client (grpc.NewClient) connects lazily.
 func newExporter(ctx context.Context, protocol string) (sdktrace.SpanExporter, error) {
 	insecure := insecureByDefault()
-	var (
-		exp sdktrace.SpanExporter
-		err error
-	)
+	var client otlptrace.Client
 	switch protocol {
 	case ProtocolGRPC:
 		var opts []otlptracegrpc.Option
 		if insecure {
 			opts = append(opts, otlptracegrpc.WithInsecure())
 		}
-		exp, err = otlptracegrpc.New(ctx, opts...)
+		client = otlptracegrpc.NewClient(opts...)
 	case ProtocolHTTPProtobuf:
-		// Protobuf even when OTEL_EXPORTER_OTLP_TRACES_PROTOCOL says
-		// http/json: the protocol was decided by the caller.
+		// Protobuf always: the protocol was decided by the caller, and only
+		// the binary encoding carries the pre-encoded spans (exporter).
 		opts := []otlptracehttp.Option{otlptracehttp.WithEncoding(otlptracehttp.EncodingProtobuf)}
 		if insecure {
 			opts = append(opts, otlptracehttp.WithInsecure())
 		}
-		exp, err = otlptracehttp.New(ctx, opts...)
+		client = otlptracehttp.NewClient(opts...)
 	default:
 		return nil, fmt.Errorf("telemetry: %w %q (accepted: %s, %s)", ErrProtocol, protocol, ProtocolGRPC, ProtocolHTTPProtobuf)
 	}
+	exp, err := newOTLPExporter(ctx, client)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: creating the OTLP %s exporter: %w", protocol, err)
+		return nil, fmt.Errorf("telemetry: starting the OTLP %s exporter: %w", protocol, err)
 	}
 	return exp, nil
 }
