@@ -65,7 +65,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, signals <-
 	otel.SetTextMapPropagator(prop)
 
 	appBreaker, egressBreakers := newBreakers(cfg, log, reg)
-	stitches := stitch.New(stitch.Settings{MaxEntries: cfg.StitchMaxEntries, TTL: cfg.StitchTTL}, stitch.NewMetrics(reg))
+	// Inbound requests are remembered only for stitching the app's outbound
+	// calls; without egress nobody would look them up.
+	var stitches *stitch.Registry
+	if cfg.EgressEnabled {
+		stitches = stitch.New(stitch.Settings{MaxEntries: cfg.StitchMaxEntries, TTL: cfg.StitchTTL}, stitch.NewMetrics(reg))
+	}
 
 	idem, err := newIdempotency(ctx, cfg, log, reg)
 	if err != nil {
