@@ -121,6 +121,41 @@ func HTTPStatusToGRPC(status int) codes.Code {
 	}
 }
 
+// GRPCToHTTPStatus is the HTTP status that corresponds to a gRPC status
+// (google.rpc.Code, "HTTP Mapping"), so that settings written
+// as HTTP statuses (Idempotency-Key release statuses) speak for gRPC calls too: 429 is RESOURCE_EXHAUSTED, 503 is UNAVAILABLE.
+// (The reverse direction, HTTPStatusToGRPC, is gRPC's reading of an
+// HTTP answer without grpc-status, where 429 becomes UNAVAILABLE; that is a
+// transport failure, not what an app means by its status.)
+func GRPCToHTTPStatus(code codes.Code) int {
+	switch code {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return StatusClientClosedRequest
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	default: // Unknown, Internal, DataLoss and codes gRPC does not define
+		return http.StatusInternalServerError
+	}
+}
+
 // EncodeGRPCMessage percent-encodes a status message as PROTOCOL-HTTP2.md
 // requires: bytes outside printable ASCII (0x20–0x7E) and '%' itself become
 // %XX; the rest is sent as is.

@@ -37,7 +37,7 @@ import (
 //     (server streaming) is recorded as not replayable.
 //   - The middleware's own answers are gRPC statuses (grpcProblemCode).
 //   - The app's status is an outcome and is replayed, errors included,
-//     unless its HTTP counterpart (grpcCodeHTTPStatus) is one of
+//     unless its HTTP counterpart (proxy.GRPCToHTTPStatus) is one of
 //     IdempotencySettings.ReleaseStatuses: by default 429, so
 //     RESOURCE_EXHAUSTED releases the key; adding 503 releases on
 //     UNAVAILABLE.
@@ -256,41 +256,6 @@ func (x *idempotency) releasesGRPC(code codes.Code) bool {
 	if code == codes.OK {
 		return false
 	}
-	_, ok := x.releaseSet[grpcCodeHTTPStatus(code)]
+	_, ok := x.releaseSet[proxy.GRPCToHTTPStatus(code)]
 	return ok
-}
-
-// grpcCodeHTTPStatus is the HTTP status that corresponds to a gRPC status
-// (google.rpc.Code, "HTTP Mapping"), so that IdempotencySettings.ReleaseStatuses
-// speak for gRPC calls too: 429 is RESOURCE_EXHAUSTED, 503 is UNAVAILABLE.
-// (The reverse direction, proxy.HTTPStatusToGRPC, is gRPC's reading of an
-// HTTP answer without grpc-status, where 429 becomes UNAVAILABLE; that is a
-// transport failure, not what an app means by its status.)
-func grpcCodeHTTPStatus(code codes.Code) int {
-	switch code {
-	case codes.OK:
-		return http.StatusOK
-	case codes.Canceled:
-		return proxy.StatusClientClosedRequest
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
-		return http.StatusConflict
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	default: // Unknown, Internal, DataLoss and codes gRPC does not define
-		return http.StatusInternalServerError
-	}
 }

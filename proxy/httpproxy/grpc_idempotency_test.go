@@ -568,7 +568,7 @@ func TestGRPCProblemCode(t *testing.T) {
 		codes.ResourceExhausted: 429, codes.Unavailable: 503, codes.Internal: 500, codes.Unknown: 500,
 		codes.DeadlineExceeded: 504, codes.Aborted: 409, codes.Canceled: 499, codes.Code(99): 500,
 	} {
-		if got := grpcCodeHTTPStatus(code); got != want {
+		if got := proxy.GRPCToHTTPStatus(code); got != want {
 			t.Errorf("HTTP counterpart of %v: %d, want %d", code, got, want)
 		}
 	}
