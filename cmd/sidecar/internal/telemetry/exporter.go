@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -24,10 +25,14 @@ import (
 type exporter struct {
 	client otlptrace.Client
 
-	mu      sync.Mutex // ExportSpans is not called concurrently, but may be
-	stopped bool
-	groups  []spanGroup // reused between exports
-	buf     []byte      // the encoded ResourceSpans, reused between exports
+	// exportMu keeps exports one at a time: they share the buffers. The SDK
+	// never exports concurrently, so it is never contended in practice.
+	// Shutdown does not take it: an export stuck in its retries must not
+	// hold up the shutdown, whose context bounds the client's Stop.
+	exportMu sync.Mutex
+	stopped  atomic.Bool
+	groups   []spanGroup // reused between exports
+	buf      []byte      // the encoded ResourceSpans, reused between exports
 }
 
 // spanGroup is the spans of one resource and scope, in arrival order.
@@ -51,11 +56,11 @@ func (e *exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	if len(spans) == 0 {
 		return nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.stopped {
+	if e.stopped.Load() {
 		return nil
 	}
+	e.exportMu.Lock()
+	defer e.exportMu.Unlock()
 	rss := e.encode(spans)
 	return e.client.UploadTraces(ctx, rss)
 }
@@ -133,11 +138,8 @@ func (e *exporter) encode(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpan
 
 // Shutdown implements sdktrace.SpanExporter.
 func (e *exporter) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.stopped {
+	if e.stopped.Swap(true) {
 		return nil
 	}
-	e.stopped = true
 	return e.client.Stop(ctx)
 }
