@@ -17,12 +17,14 @@ import (
 // GRPCStats records the span of a gRPC call that tracecar relays as bytes,
 // through otelgrpc's stats handler: the handler a grpc-go server or client
 // would be given (grpc.StatsHandler), driven here with the events grpc-go
-// would report for the call. The span's name, kind, rpc.* attributes,
-// status and rpc.{server,client}.call.duration metric are therefore
-// otelgrpc's, and follow it (OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup or
-// rpc/old selects its older conventions); tracecar adds its own attributes
-// and the per-message events (otelgrpc v0.72.0 records none) to the span it
-// starts.
+// would report for the call. The span's name, kind, rpc.* attributes and
+// status are therefore otelgrpc's, and follow it
+// (OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup or rpc/old selects its older
+// conventions); tracecar adds its own attributes and the per-message events
+// (otelgrpc v0.72.0 records none) to the span it starts. otelgrpc's
+// rpc.{server,client}.call.duration histogram goes to
+// GRPCStatsOptions.MeterProvider, none by default: the sidecar's metrics are
+// its Prometheus ones.
 //
 // otelgrpc's own propagation is off: the caller extracts and injects trace
 // context with tracecar's strict W3C propagator, so a gRPC call honours the
