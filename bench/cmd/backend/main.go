@@ -1,6 +1,6 @@
 // Command backend is the application behind the proxies in tracecar's
-// benchmark: fixed responses and echoes, over HTTP/1.1 and h2c on one
-// loopback port.
+// benchmark: fixed responses and echoes, over HTTP/1.1 and h2c, and gRPC
+// over h2c, all on one loopback port (the sidecar has one upstream).
 //
 //	GET  /1k    1024 bytes
 //	GET  /16k   16384 bytes
@@ -8,6 +8,12 @@
 //	GET  /ws    WebSocket: every message echoed
 //	GET  /sse   10 Server-Sent Events, each flushed
 //	GET  /ready 204, for start-up polling
+//	gRPC grpc.testing.TestService/UnaryCall: the request payload back
+//
+// gRPC calls (HTTP/2 with content-type application/grpc…) go to a
+// grpc.Server through its ServeHTTP, so they ride net/http's HTTP/2 server
+// rather than grpc-go's own transport; every configuration meets the same
+// backend.
 package main
 
 import (
@@ -22,10 +28,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // maxEcho bounds an echoed body or message.
@@ -84,7 +96,28 @@ func handler() http.Handler {
 	mux.HandleFunc("POST /echo", echo)
 	mux.HandleFunc("GET /ws", wsEcho)
 	mux.HandleFunc("GET /sse", sse)
-	return mux
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxEcho))
+	testgrpc.RegisterTestServiceServer(gs, echoService{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// echoService is the gRPC test service; only UnaryCall is implemented.
+type echoService struct {
+	testgrpc.UnimplementedTestServiceServer
+}
+
+// UnaryCall answers with the request's payload.
+func (echoService) UnaryCall(_ context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	if req.GetPayload() == nil {
+		return nil, status.Error(codes.InvalidArgument, "no payload to echo")
+	}
+	return &testgrpc.SimpleResponse{Payload: req.GetPayload()}, nil
 }
 
 func echo(w http.ResponseWriter, r *http.Request) {

@@ -24,8 +24,9 @@ type target struct {
 	config string
 	proc   *child // nil for Direct
 	// base is the scheme://host:port W1, W6 and POST go to; h2c the one
-	// for h2c ("" when the configuration has none).
-	base, h2c string
+	// for h2c and grpc the one for gRPC ("" when the configuration has
+	// none).
+	base, h2c, grpc string
 	// proxy is a forward proxy every request goes through (Egress).
 	proxy string
 }
@@ -56,6 +57,12 @@ http {
 		keepalive_requests 1000000;
 		keepalive_timeout 300s;
 	}
+	upstream app_grpc {
+		server {{.Backend}};
+		keepalive 256;
+		keepalive_requests 1000000;
+		keepalive_timeout 300s;
+	}
 	server {
 		listen {{.Listen}};
 		listen {{.ListenH2C}} http2;
@@ -65,6 +72,13 @@ http {
 			proxy_set_header Upgrade $http_upgrade;
 			proxy_set_header Connection $connection_upgrade;
 			proxy_read_timeout 300s;
+		}
+	}
+	server {
+		listen {{.ListenGRPC}} http2;
+		location / {
+			grpc_pass grpc://app_grpc;
+			grpc_read_timeout 300s;
 		}
 	}
 }
@@ -89,10 +103,15 @@ frontend bench
 	default_backend app
 backend app
 	server app1 {{.Backend}}
+frontend bench_grpc
+	bind {{.ListenGRPC}} proto h2
+	default_backend app_grpc
+backend app_grpc
+	server app1 {{.Backend}} proto h2
 `))
 
 type confData struct {
-	Dir, Backend, Listen, ListenH2C string
+	Dir, Backend, Listen, ListenH2C, ListenGRPC string
 }
 
 // baseEnv is the harness's environment without anything that would change
@@ -117,7 +136,7 @@ func (h *harness) startConfig(ctx context.Context, config string) (*target, erro
 	backend := "http://" + h.backendAddr
 	switch config {
 	case report.Direct:
-		return &target{config: config, base: backend, h2c: backend}, nil
+		return &target{config: config, base: backend, h2c: backend, grpc: backend}, nil
 	case report.Nginx, report.HAProxy:
 		return h.startClassic(ctx, config)
 	case report.TraceOff, report.TraceOn, report.Sampled, report.Egress:
@@ -135,6 +154,10 @@ func (h *harness) startClassic(ctx context.Context, config string) (*target, err
 	if err != nil {
 		return nil, err
 	}
+	listenGRPC, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(h.tmp, config+"-")
 	if err != nil {
 		return nil, err
@@ -143,7 +166,7 @@ func (h *harness) startClassic(ctx context.Context, config string) (*target, err
 	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // a loopback benchmark's scratch directory
 		return nil, err
 	}
-	data := confData{Dir: dir, Backend: h.backendAddr, Listen: listen, ListenH2C: listenH2C}
+	data := confData{Dir: dir, Backend: h.backendAddr, Listen: listen, ListenH2C: listenH2C, ListenGRPC: listenGRPC}
 	var args []string
 	tmpl, file := nginxConf, "nginx.conf"
 	if config == report.HAProxy {
@@ -166,7 +189,7 @@ func (h *harness) startClassic(ctx context.Context, config string) (*target, err
 	if err != nil {
 		return nil, err
 	}
-	t := &target{config: config, proc: c, base: "http://" + listen, h2c: "http://" + listenH2C}
+	t := &target{config: config, proc: c, base: "http://" + listen, h2c: "http://" + listenH2C, grpc: "http://" + listenGRPC}
 	if err := waitReady(ctx, c, t.base+"/ready", http.StatusNoContent, 10*time.Second); err != nil {
 		h.sup.stop(c, time.Second)
 		return nil, err
@@ -210,9 +233,9 @@ func (h *harness) startSidecar(ctx context.Context, config string) (*target, err
 	if err != nil {
 		return nil, err
 	}
-	t := &target{config: config, proc: c, base: "http://" + inbound, h2c: "http://" + inbound}
+	t := &target{config: config, proc: c, base: "http://" + inbound, h2c: "http://" + inbound, grpc: "http://" + inbound}
 	if config == report.Egress {
-		t.base, t.h2c, t.proxy = "http://"+h.backendAddr, "", "http://"+egress
+		t.base, t.h2c, t.grpc, t.proxy = "http://"+h.backendAddr, "", "", "http://"+egress
 	}
 	if err := waitReady(ctx, c, "http://"+admin+"/readyz", http.StatusOK, 10*time.Second); err != nil {
 		h.sup.stop(c, time.Second)

@@ -46,6 +46,13 @@ func (h *harness) loadArgs(t *target, workload string, keys bool) []string {
 		args = append([]string{"-proto", "h2c", "-url", t.h2c + "/1k"}, open...)
 	case report.WS:
 		args = append([]string{"-proto", "ws", "-url", "ws" + t.base[len("http"):] + "/ws", "-body", "1024"}, open...)
+	case report.GRPC:
+		args = []string{"-proto", "grpc", "-url", t.grpc, "-body", "1024", "-expect-bytes", "1024",
+			"-rate", strconv.FormatFloat(o.grpcRate, 'f', -1, 64), "-conns", strconv.Itoa(o.grpcConns),
+			"-warmup", o.warmup.String(), "-duration", o.measure.String()}
+	case report.GRPCMax:
+		args = []string{"-proto", "grpc", "-mode", "closed", "-url", t.grpc, "-body", "1024", "-expect-bytes", "1024",
+			"-conns", strconv.Itoa(o.grpcConns), "-warmup", o.tputWarmup.String(), "-duration", o.tput.String()}
 	}
 	if t.proxy != "" {
 		args = append(args, "-proxy", t.proxy)

@@ -7,7 +7,7 @@
 // Each round starts every configuration in turn, the proxy pinned to CPU 1
 // with one worker, the load generator, backend and OTLP sink on CPU 0; runs
 // its workloads (W1 open loop at a fixed rate, W6 closed loop, POST with and
-// without Idempotency-Key, optionally h2c and WebSocket); samples the
+// without Idempotency-Key, optionally h2c, WebSocket and gRPC unary); samples the
 // proxy's CPU time and memory from /proc; then stops it. Every process it
 // starts is stopped on exit, on Ctrl-C and on error, and the whole run
 // stops itself at -deadline.
@@ -36,8 +36,8 @@ import (
 type options struct {
 	quick                                  bool
 	rounds                                 int
-	rate                                   float64
-	conns                                  int
+	rate, grpcRate                         float64
+	conns, grpcConns                       int
 	warmup, measure, tputWarmup, tput      time.Duration
 	settle, deadline                       time.Duration
 	configs, workloads                     []string
@@ -51,7 +51,9 @@ func parseFlags() (*options, error) {
 	flag.BoolVar(&o.quick, "quick", false, "smoke run: 2 short rounds, written as quick.md (defaults below change)")
 	flag.IntVar(&o.rounds, "rounds", 0, "rounds (default 5, quick 2)")
 	flag.Float64Var(&o.rate, "rate", 2000, "open-loop rate, requests per second")
-	flag.IntVar(&o.conns, "conns", 64, "connections of every workload")
+	flag.IntVar(&o.conns, "conns", 64, "connections of every workload but GRPC")
+	flag.Float64Var(&o.grpcRate, "grpc-rate", 1000, "GRPC open-loop rate, calls per second")
+	flag.IntVar(&o.grpcConns, "grpc-conns", 16, "GRPC client connections, one call in flight on each")
 	flag.DurationVar(&o.warmup, "warmup", 0, "open-loop warm-up (default 1s, quick 500ms)")
 	flag.DurationVar(&o.measure, "measure", 0, "open-loop measured window (default 5s, quick 1.5s)")
 	flag.DurationVar(&o.tputWarmup, "tput-warmup", 0, "closed-loop warm-up (default 500ms, quick 300ms)")
@@ -59,7 +61,7 @@ func parseFlags() (*options, error) {
 	flag.DurationVar(&o.settle, "settle", 500*time.Millisecond, "pause after start-up before idle RSS is read")
 	flag.DurationVar(&o.deadline, "deadline", 0, "the whole run stops by then, keeping the rounds done (default 10m, quick 4m)")
 	flag.StringVar(&configs, "configs", "D,N,H,S0,S1,S3,E1", "configurations (S2 runs on S1's process)")
-	flag.StringVar(&workloads, "workloads", "W1,W6,POST", "workloads: W1, W6, POST, H2C, WS")
+	flag.StringVar(&workloads, "workloads", "W1,W6,POST", "workloads: W1, W6, POST, H2C, WS, GRPC (open and closed loop)")
 	flag.StringVar(&o.sidecar, "sidecar", "bin/sidecar", "the sidecar binary (built with go build when missing)")
 	flag.StringVar(&o.binDir, "bin", "", "directory with loadgen, backend and otlpsink (built when missing)")
 	flag.StringVar(&o.outDir, "out", "bench/results", "where the results go")
@@ -106,15 +108,15 @@ func parseFlags() (*options, error) {
 		return nil, errors.New("-configs: D is the baseline of every ratio and must be included")
 	}
 	for _, w := range o.workloads {
-		if !slices.Contains([]string{report.W1, report.W6, report.Post, report.H2C, report.WS}, w) {
-			return nil, fmt.Errorf("-workloads: unknown %q (want some of W1,W6,POST,H2C,WS)", w)
+		if !slices.Contains([]string{report.W1, report.W6, report.Post, report.H2C, report.WS, report.GRPC}, w) {
+			return nil, fmt.Errorf("-workloads: unknown %q (want some of W1,W6,POST,H2C,WS,GRPC)", w)
 		}
 	}
 	if !slices.Contains(o.workloads, report.W1) {
 		return nil, errors.New("-workloads: W1 carries the outlier rule and must be included")
 	}
-	if o.rounds < 1 || o.rate <= 0 || o.conns < 1 {
-		return nil, errors.New("-rounds, -rate and -conns must be positive")
+	if o.rounds < 1 || o.rate <= 0 || o.conns < 1 || o.grpcRate <= 0 || o.grpcConns < 1 {
+		return nil, errors.New("-rounds, -rate, -conns, -grpc-rate and -grpc-conns must be positive")
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -262,7 +264,8 @@ type step struct {
 
 // stepsOf lists what config runs, in order. POST runs on D and N (with
 // keys, which they ignore: the same requests as S2) and twice on S1's
-// process: without keys (S1) and with them (S2).
+// process: without keys (S1) and with them (S2). GRPC runs open loop, then
+// closed loop (GRPCMax).
 func (h *harness) stepsOf(config string) []step {
 	var out []step
 	for _, w := range h.opts.workloads {
@@ -279,6 +282,10 @@ func (h *harness) stepsOf(config string) []step {
 		case report.H2C, report.WS:
 			if config != report.Egress && config != report.Sampled {
 				out = append(out, step{w, config, false})
+			}
+		case report.GRPC:
+			if config != report.Egress && config != report.Sampled {
+				out = append(out, step{w, config, false}, step{report.GRPCMax, config, false})
 			}
 		}
 	}

@@ -203,6 +203,9 @@ func (h *harness) meta(began time.Time) report.Meta {
 		Elapsed: report.Duration(time.Since(began).Round(time.Second)),
 		Notes:   h.notes,
 	}
+	if slices.Contains(o.workloads, report.GRPC) {
+		m.GRPCRate, m.GRPCConns = o.grpcRate, o.grpcConns
+	}
 	if o.quick {
 		m.Mode = "quick smoke run: short windows, numbers indicative only"
 	}

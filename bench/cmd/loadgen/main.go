@@ -6,6 +6,12 @@
 //	loadgen -url http://127.0.0.1:8080/1k -mode closed -conns 64 -duration 5s
 //	loadgen -url http://127.0.0.1:9000/1k -proxy http://127.0.0.1:15001   (egress path)
 //	loadgen -url ws://127.0.0.1:8080/ws -proto ws -rate 2000
+//	loadgen -url http://127.0.0.1:8080 -proto grpc -rate 1000 -conns 16 -expect-bytes 1024
+//	loadgen -url http://127.0.0.1:8080 -proto grpc -mode closed -conns 16
+//
+// With -proto grpc every request is a unary grpc.testing.TestService/UnaryCall
+// over h2c carrying -body bytes (default 1024), one client connection per
+// -conns.
 //
 // The exit status is 0 for a valid run, 1 for an invalid one (rate not
 // achieved, errors) and 2 when the run could not start.
@@ -26,18 +32,18 @@ import (
 
 func main() {
 	var o load.Options
-	flag.StringVar(&o.URL, "url", "", "target URL (http:// or, with -proto ws, ws://)")
+	flag.StringVar(&o.URL, "url", "", "target URL (http://; ws:// with -proto ws; http://host:port with -proto grpc)")
 	flag.StringVar(&o.Method, "method", "", "HTTP method (default GET, or POST with -body)")
-	flag.IntVar(&o.BodySize, "body", 0, "request body or WebSocket message size in bytes")
-	flag.IntVar(&o.ExpectBytes, "expect-bytes", 0, "required size of every answer's body; 0 checks none")
-	flag.StringVar(&o.Proto, "proto", load.ProtoHTTP1, "http1, h2c or ws")
+	flag.IntVar(&o.BodySize, "body", 0, "request body, WebSocket message or gRPC payload size in bytes (default 0; 1024 for ws and grpc)")
+	flag.IntVar(&o.ExpectBytes, "expect-bytes", 0, "required size of every answer's body (gRPC: response payload); 0 checks none")
+	flag.StringVar(&o.Proto, "proto", load.ProtoHTTP1, "http1, h2c, ws or grpc")
 	flag.StringVar(&o.Mode, "mode", load.ModeOpen, "open (fixed rate) or closed (fixed concurrency)")
 	flag.Float64Var(&o.Rate, "rate", 1000, "open loop: requests per second")
 	flag.IntVar(&o.Conns, "conns", 64, "connections, one request in flight on each at most")
 	flag.DurationVar(&o.Warmup, "warmup", 1e9, "unmeasured warm-up before the window")
 	flag.DurationVar(&o.Duration, "duration", 5e9, "measured window")
 	flag.DurationVar(&o.Timeout, "timeout", 10e9, "per-request time limit")
-	flag.StringVar(&o.Proxy, "proxy", "", "forward proxy URL every request goes through")
+	flag.StringVar(&o.Proxy, "proxy", "", "forward proxy URL every request goes through (not with grpc)")
 	flag.BoolVar(&o.IdempotencyKeys, "idempotency-keys", false, "send a unique Idempotency-Key with every request")
 	flag.Parse()
 

@@ -20,14 +20,18 @@ import (
 // errBadBody is wrapped when an answer's size is not ExpectBytes.
 var errBadBody = errors.New("unexpected body size")
 
-// doer sends one request (or WebSocket message) on its own connection and
-// waits for the whole answer.
+// doer sends one request (WebSocket message, gRPC call) on its own
+// connection and waits for the whole answer. status labels the answer for
+// Result.Statuses, "" when none came.
 type doer interface {
-	do(ctx context.Context, seq int) (status int, err error)
+	do(ctx context.Context, seq int) (status string, err error)
 	close()
 }
 
 func newDoer(ctx context.Context, o *Options, _ int) (doer, error) {
+	if o.Proto == ProtoGRPC {
+		return dialGRPC(ctx, o)
+	}
 	tr, err := transport(o)
 	if err != nil {
 		return nil, err
@@ -80,14 +84,22 @@ type httpDoer struct {
 	keyPrefix string
 }
 
-func (d *httpDoer) do(ctx context.Context, seq int) (int, error) {
+// httpStatus labels an HTTP answer; the usual one without an allocation.
+func httpStatus(code int) string {
+	if code == http.StatusOK {
+		return "200"
+	}
+	return strconv.Itoa(code)
+}
+
+func (d *httpDoer) do(ctx context.Context, seq int) (string, error) {
 	var body io.Reader
 	if len(d.body) > 0 {
 		body = bytes.NewReader(d.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, d.o.Method, d.o.URL, body)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	if len(d.body) > 0 {
 		req.Header.Set("Content-Type", "application/octet-stream")
@@ -97,19 +109,20 @@ func (d *httpDoer) do(ctx context.Context, seq int) (int, error) {
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
+	status := httpStatus(resp.StatusCode)
 	switch {
 	case err != nil:
-		return resp.StatusCode, err
+		return status, err
 	case resp.StatusCode != http.StatusOK:
-		return resp.StatusCode, fmt.Errorf("status %d", resp.StatusCode)
+		return status, fmt.Errorf("status %d", resp.StatusCode)
 	case d.o.ExpectBytes > 0 && n != int64(d.o.ExpectBytes):
-		return resp.StatusCode, fmt.Errorf("%w: %d bytes, want %d", errBadBody, n, d.o.ExpectBytes)
+		return status, fmt.Errorf("%w: %d bytes, want %d", errBadBody, n, d.o.ExpectBytes)
 	}
-	return resp.StatusCode, nil
+	return status, nil
 }
 
 func (d *httpDoer) close() { d.client.CloseIdleConnections() }
@@ -137,18 +150,18 @@ func dialWS(ctx context.Context, o *Options, tr *http.Transport) (*wsDoer, error
 // do writes one binary message and reads its echo. The connection's
 // context is the run's: coder/websocket closes a connection whose read
 // context ends, so a per-message timeout would cost the connection.
-func (d *wsDoer) do(ctx context.Context, _ int) (int, error) {
+func (d *wsDoer) do(ctx context.Context, _ int) (string, error) {
 	if err := d.conn.Write(ctx, websocket.MessageBinary, d.msg); err != nil {
-		return 0, err
+		return "", err
 	}
 	_, data, err := d.conn.Read(ctx)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	if d.o.ExpectBytes > 0 && len(data) != d.o.ExpectBytes {
-		return 0, fmt.Errorf("%w: %d bytes, want %d", errBadBody, len(data), d.o.ExpectBytes)
+		return "", fmt.Errorf("%w: %d bytes, want %d", errBadBody, len(data), d.o.ExpectBytes)
 	}
-	return http.StatusSwitchingProtocols, nil
+	return "101", nil
 }
 
 func (d *wsDoer) close() { _ = d.conn.Close(websocket.StatusNormalClosure, "") }

@@ -4,8 +4,8 @@
 // it delayed, with no coordinated omission), and a closed-loop mode that
 // keeps a fixed number of requests in flight to find the maximum throughput.
 //
-// Every worker owns one connection (HTTP/1.1 keep-alive, h2c or WebSocket),
-// optionally through a forward proxy.
+// Every worker owns one connection (HTTP/1.1 keep-alive, h2c, WebSocket or
+// a gRPC client connection), optionally through a forward proxy.
 package load
 
 import (
@@ -31,7 +31,11 @@ const (
 	ProtoHTTP1 = "http1" // HTTP/1.1 with keep-alive
 	ProtoH2C   = "h2c"   // HTTP/2 over cleartext, prior knowledge
 	ProtoWS    = "ws"    // WebSocket binary messages, echoed
+	ProtoGRPC  = "grpc"  // gRPC unary calls (grpc.testing.TestService/UnaryCall) over h2c
 )
+
+// GRPCMethod is the only call ProtoGRPC makes; it is the Result's Method.
+const GRPCMethod = "/grpc.testing.TestService/UnaryCall"
 
 // Marks passed to [Options.OnMark].
 const (
@@ -48,17 +52,20 @@ const MinRateShare = 0.98
 
 // Options describe one run. Zero values mean the documented defaults.
 type Options struct {
-	// URL is the target: http://host:port/path, or ws://… for ProtoWS.
+	// URL is the target: http://host:port/path, ws://… for ProtoWS, or
+	// http://host:port (the path ignored) for ProtoGRPC.
 	URL string
 	// Method is the HTTP method; default GET, or POST when BodySize > 0.
+	// ProtoGRPC always calls GRPCMethod.
 	Method string
-	// BodySize is the size of each request body or WebSocket message, in
-	// bytes; default 0 (1024 for ProtoWS).
+	// BodySize is the size of each request body, WebSocket message or gRPC
+	// request payload, in bytes; default 0 (1024 for ProtoWS and ProtoGRPC).
 	BodySize int
-	// ExpectBytes, when positive, is the response body (or echoed message)
-	// size every answer must have; others count as errors. 0 checks none.
+	// ExpectBytes, when positive, is the response body (or echoed message,
+	// or gRPC response payload) size every answer must have; others count
+	// as errors. 0 checks none.
 	ExpectBytes int
-	// Proto is ProtoHTTP1 (default), ProtoH2C or ProtoWS.
+	// Proto is ProtoHTTP1 (default), ProtoH2C, ProtoWS or ProtoGRPC.
 	Proto string
 	// Mode is ModeOpen (default) or ModeClosed.
 	Mode string
@@ -73,7 +80,7 @@ type Options struct {
 	// Timeout bounds one request; default 10s.
 	Timeout time.Duration
 	// Proxy is a forward proxy URL (http://host:port) all requests go
-	// through; empty for none.
+	// through; empty for none. Not with ProtoGRPC.
 	Proxy string
 	// IdempotencyKeys sends a unique Idempotency-Key with every request.
 	IdempotencyKeys bool
@@ -88,8 +95,11 @@ func (o *Options) defaults() error {
 	if o.Proto == "" {
 		o.Proto = ProtoHTTP1
 	}
-	if o.Proto == ProtoWS && o.BodySize == 0 {
+	if (o.Proto == ProtoWS || o.Proto == ProtoGRPC) && o.BodySize == 0 {
 		o.BodySize = 1024
+	}
+	if o.Proto == ProtoGRPC {
+		o.Method = GRPCMethod
 	}
 	if o.Method == "" {
 		o.Method = "GET"
@@ -121,8 +131,10 @@ func (o *Options) defaults() error {
 	switch {
 	case o.Mode != ModeOpen && o.Mode != ModeClosed:
 		return fmt.Errorf("load: mode %q: want open or closed", o.Mode)
-	case o.Proto != ProtoHTTP1 && o.Proto != ProtoH2C && o.Proto != ProtoWS:
-		return fmt.Errorf("load: proto %q: want http1, h2c or ws", o.Proto)
+	case o.Proto != ProtoHTTP1 && o.Proto != ProtoH2C && o.Proto != ProtoWS && o.Proto != ProtoGRPC:
+		return fmt.Errorf("load: proto %q: want http1, h2c, ws or grpc", o.Proto)
+	case o.Proto == ProtoGRPC && o.Proxy != "":
+		return errors.New("load: -proxy is for HTTP and WebSocket, not grpc")
 	case o.Rate < 0 || o.Conns < 0 || o.Warmup < 0 || o.Duration < 0 || o.BodySize < 0:
 		return errors.New("load: rate, conns, durations and body size must not be negative")
 	}
@@ -141,9 +153,11 @@ type Result struct {
 
 	// Requests counts the measured requests (intended, or for closed loop
 	// completed, inside the measured window); OK and Errors split them.
-	Requests int64            `json:"requests"`
-	OK       int64            `json:"ok"`
-	Errors   int64            `json:"errors"`
+	Requests int64 `json:"requests"`
+	OK       int64 `json:"ok"`
+	Errors   int64 `json:"errors"`
+	// Statuses counts the answers by HTTP status ("200") or, for gRPC, by
+	// status code ("grpc OK").
 	Statuses map[string]int64 `json:"statuses"`
 	// ErrorSamples holds the first few distinct errors.
 	ErrorSamples []string `json:"error_samples,omitempty"`
@@ -195,7 +209,7 @@ func newRecorder() *recorder {
 // outcome is one finished request, times relative to the run's start.
 type outcome struct {
 	due, sent, done time.Duration
-	status          int
+	status          string // "" when no answer came
 	err             error
 }
 
@@ -213,8 +227,8 @@ func (r *recorder) record(o outcome, measured, inWindow bool) {
 	r.latency.Record(o.done - o.due)
 	r.service.Record(o.done - o.sent)
 	r.lag.Record(o.sent - o.due)
-	if o.status != 0 {
-		r.statuses[fmt.Sprint(o.status)]++
+	if o.status != "" {
+		r.statuses[o.status]++
 	}
 	if o.err != nil {
 		r.errs++

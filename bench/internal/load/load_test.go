@@ -214,6 +214,8 @@ func TestBadOptions(t *testing.T) {
 		{URL: "http://127.0.0.1:1", Proto: "spdy"},
 		{URL: "http://127.0.0.1:1", Rate: -1},
 		{URL: "http://127.0.0.1:1", Proxy: "::"},
+		{URL: "http://127.0.0.1:1", Proto: ProtoGRPC, Proxy: "http://127.0.0.1:2"},
+		{URL: "http://127.0.0.1:1/some/path", Proto: ProtoGRPC},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) accepted bad options", o)

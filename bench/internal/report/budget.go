@@ -32,6 +32,15 @@ var Budget = []Check{
 	{Name: "RSS idle (VmRSS once ready)", Limit: "≤ 15 MiB", Max: true, Bound: 15, Unit: "MiB", Figure: Memory(TraceOn, func(p *Process) int64 { return p.IdleRSSKiB }), Decimal: 1},
 }
 
+// GRPCTargets are the gRPC unary targets (W4): S1 against direct and
+// nginx's `grpc_pass` in the same round, 1 KiB payloads, the proxy on one
+// core. CPU is compared at the fixed rate, throughput closed loop.
+var GRPCTargets = []Check{
+	{Name: "added p50", Limit: "≤ 200 µs", Max: true, Bound: 200, Unit: "µs", Figure: Added(TraceOn, GRPC, 50), Decimal: 0},
+	{Name: "max throughput vs direct (closed loop)", Limit: "≥ 0.5×", Bound: 0.5, Unit: "×", Figure: RPSRatio(TraceOn, Direct, GRPCMax), Decimal: 2},
+	{Name: "CPU per call vs nginx `grpc_pass` (same round)", Limit: "≤ 1.5×", Max: true, Bound: 1.5, Unit: "×", Figure: CPURatio(TraceOn, Nginx, GRPC), Decimal: 2},
+}
+
 // Verdict is a check's outcome.
 type Verdict string
 

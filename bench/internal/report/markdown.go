@@ -72,6 +72,7 @@ func Render(w io.Writer, meta Meta, rounds []Round) {
 	latencyTable(w, rounds, Post, fmt.Sprintf("POST /echo 1 KiB, %.0f rps open loop (S2: unique Idempotency-Key per request)", meta.Rate), configs, false)
 	latencyTable(w, rounds, H2C, fmt.Sprintf("H2C: GET 1 KiB over h2c (prior knowledge), %.0f rps open loop", meta.Rate), configs, false)
 	latencyTable(w, rounds, WS, fmt.Sprintf("WS: WebSocket 1 KiB echo, %.0f messages/s open loop", meta.Rate), configs, false)
+	grpcTable(w, rounds, meta, configs)
 	budgetTable(w, rounds)
 	invalidRuns(w, rounds)
 }
@@ -216,6 +217,55 @@ func throughputTable(w io.Writer, rounds []Round, configs []string) {
 			cpu,
 			Across(rounds, Latency(c, W6, 50)).Format(0),
 			Across(rounds, Latency(c, W6, 99)).Format(0))
+	}
+}
+
+// grpcTable is W4: latency and CPU at the gRPC rate, then maximum
+// throughput closed loop, one row per configuration, and the gRPC targets.
+func grpcTable(w io.Writer, rounds []Round, meta Meta, configs []string) {
+	var rows []string
+	for _, c := range configs {
+		if ran(rounds, c, GRPC) || ran(rounds, c, GRPCMax) {
+			rows = append(rows, c)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### GRPC: gRPC unary 1 KiB echo over h2c, %.0f calls/s open loop and closed loop, %d client connections\n\n",
+		meta.GRPCRate, meta.GRPCConns)
+	fmt.Fprintln(w, "N is nginx `grpc_pass grpc://` behind a cleartext `listen … http2`, H HAProxy `proto h2` on bind and server; "+
+		"the calls are grpc.testing.TestService/UnaryCall, one in flight per connection. Max columns are the closed loop.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| config | p50 µs | p99 µs | added p50 µs | added p99 µs | CPU µs/call | CPU × nginx | max calls/s | max × direct | max CPU µs/call |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, c := range rows {
+		cells := []string{c,
+			Across(rounds, Latency(c, GRPC, 50)).Format(0),
+			Across(rounds, Latency(c, GRPC, 99)).Format(0)}
+		if c == Direct {
+			cells = append(cells, "—", "—", "—", "—", Across(rounds, RPS(c, GRPCMax)).Format(0), "—", "—")
+		} else {
+			cells = append(cells,
+				Across(rounds, Added(c, GRPC, 50)).Format(0),
+				Across(rounds, Added(c, GRPC, 99)).Format(0),
+				Across(rounds, CPU(c, GRPC)).Format(1),
+				Across(rounds, CPURatio(c, Nginx, GRPC)).Format(2),
+				Across(rounds, RPS(c, GRPCMax)).Format(0),
+				Across(rounds, RPSRatio(c, Direct, GRPCMax)).Format(2),
+				Across(rounds, CPU(c, GRPCMax)).Format(1))
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+	if !ran(rounds, TraceOn, GRPC) {
+		return
+	}
+	fmt.Fprintf(w, "\ngRPC targets, S1 (tracing on at 100 %%):\n\n")
+	fmt.Fprintln(w, "| criterion | limit | measured | result |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, c := range GRPCTargets {
+		s, v := c.Judge(rounds)
+		fmt.Fprintf(w, "| %s | %s | %s %s | %s |\n", c.Name, c.Limit, s.Format(c.Decimal), c.Unit, v)
 	}
 }
 

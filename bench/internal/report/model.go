@@ -30,6 +30,11 @@ const (
 	Post = "POST" // POST /echo 1 KiB, open loop at the fixed rate
 	H2C  = "H2C"  // W1 over h2c
 	WS   = "WS"   // WebSocket 1 KiB echo, open loop at the fixed rate
+	// GRPC is W4: gRPC unary calls with a 1 KiB payload echoed, over h2c,
+	// open loop at the gRPC rate; GRPCMax is the same calls closed loop.
+	// Selecting GRPC runs both.
+	GRPC    = "GRPC"
+	GRPCMax = "GRPC-MAX"
 )
 
 // Describe says what each configuration is, for the table's legend.
@@ -120,6 +125,10 @@ type Meta struct {
 	Warmup   Duration  `json:"warmup"`
 	Measure  Duration  `json:"measure"`
 	Tput     Duration  `json:"tput"`
+	// GRPCRate and GRPCConns are the gRPC workload's open-loop rate and
+	// client connections (both loops); 0 when it did not run.
+	GRPCRate  float64 `json:"grpc_rate,omitempty"`
+	GRPCConns int     `json:"grpc_conns,omitempty"`
 	// Elapsed is the whole run's wall time.
 	Elapsed Duration `json:"elapsed"`
 	Notes   []string `json:"notes"`

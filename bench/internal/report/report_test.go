@@ -182,3 +182,73 @@ func TestRender(t *testing.T) {
 		t.Error("a configuration that never ran must have no row")
 	}
 }
+
+// grpcRounds: two rounds of the gRPC workload on D, N and S1.
+func grpcRounds() []Round {
+	return []Round{
+		{Index: 1, Runs: []Run{
+			run(Direct, W1, 100, 0, 200, 2000, 0),
+			run(Direct, GRPC, 200, 0, 400, 1000, 0), run(Nginx, GRPC, 300, 0, 600, 1000, 40), run(TraceOn, GRPC, 350, 0, 900, 1000, 50),
+			run(Direct, GRPCMax, 0, 0, 0, 8000, 0), run(Nginx, GRPCMax, 0, 0, 0, 6000, 30), run(TraceOn, GRPCMax, 0, 0, 0, 4800, 45),
+		}},
+		{Index: 2, Runs: []Run{
+			run(Direct, W1, 100, 0, 200, 2000, 0),
+			run(Direct, GRPC, 220, 0, 420, 1000, 0), run(Nginx, GRPC, 300, 0, 640, 1000, 40), run(TraceOn, GRPC, 470, 0, 1000, 1000, 70),
+			run(Direct, GRPCMax, 0, 0, 0, 9000, 0), run(Nginx, GRPCMax, 0, 0, 0, 6300, 30), run(TraceOn, GRPCMax, 0, 0, 0, 3600, 50),
+		}},
+	}
+}
+
+// TestGRPCTargets: added p50 150 and 250 (median 200, at the limit);
+// throughput 0.6× and 0.4× direct (median 0.5, at the limit); CPU 1.25×
+// and 1.75× nginx (median 1.5, at the limit): all pass. One more µs of
+// added p50 in round 2 fails that target alone.
+func TestGRPCTargets(t *testing.T) {
+	rounds := grpcRounds()
+	for _, c := range GRPCTargets {
+		s, v := c.Judge(rounds)
+		if v != Pass || s.N != 2 {
+			t.Errorf("%s: %s over %d rounds (median %v), want pass over 2", c.Name, v, s.N, s.Median)
+		}
+	}
+	rounds[1].Runs[3].Result.Latency.P50 = 472
+	want := map[string]Verdict{
+		"added p50":                                      Fail,
+		"max throughput vs direct (closed loop)":         Pass,
+		"CPU per call vs nginx `grpc_pass` (same round)": Pass,
+	}
+	for _, c := range GRPCTargets {
+		if _, v := c.Judge(rounds); v != want[c.Name] {
+			t.Errorf("%s: %s, want %s", c.Name, v, want[c.Name])
+		}
+	}
+}
+
+// TestRenderGRPC: the gRPC section has a row per configuration with its
+// in-round ratios, D's maximum throughput, and the targets.
+func TestRenderGRPC(t *testing.T) {
+	rounds := grpcRounds()
+	ApplyOutlierRule(rounds)
+	var b strings.Builder
+	Render(&b, Meta{Mode: "full", Rate: 2000, Conns: 64, GRPCRate: 1000, GRPCConns: 16}, rounds)
+	out := b.String()
+	for _, want := range []string{
+		"### GRPC: gRPC unary 1 KiB echo over h2c, 1000 calls/s open loop and closed loop, 16 client connections",
+		"| D | 210 (200–220) | 410 (400–420) | — | — | — | — | 8500 (8000–9000) | — | — |",
+		"| N | 300 (300–300) | 620 (600–640) | 90 (80–100) | 210 (200–220) | 40.0 (40.0–40.0) | 1.00 (1.00–1.00) | 6150 (6000–6300) | 0.72 (0.70–0.75) | 30.0 (30.0–30.0) |",
+		"| S1 | 410 (350–470) | 950 (900–1000) | 200 (150–250) | 540 (500–580) | 60.0 (50.0–70.0) | 1.50 (1.25–1.75) | 4200 (3600–4800) | 0.50 (0.40–0.60) | 47.5 (45.0–50.0) |",
+		"| added p50 | ≤ 200 µs | 200 (150–250) µs | pass |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "| H |") {
+		t.Error("a configuration that never ran must have no row")
+	}
+	var none strings.Builder
+	Render(&none, Meta{}, []Round{{Runs: []Run{run(Direct, W1, 100, 0, 200, 2000, 0)}}})
+	if strings.Contains(none.String(), "gRPC") {
+		t.Error("a run without the gRPC workload must have no gRPC section")
+	}
+}
