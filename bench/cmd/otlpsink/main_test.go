@@ -31,3 +31,24 @@ func TestCountSpans(t *testing.T) {
 		t.Fatal("a truncated request was counted without error")
 	}
 }
+
+// FuzzCountSpans: any bytes give a count or an error, never a panic, and a
+// count never exceeds what the bytes could hold.
+func FuzzCountSpans(f *testing.F) {
+	req := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{
+		{ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{{Name: "a"}, {}}}}},
+	}}
+	raw, err := proto.Marshal(req)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := countSpans(b)
+		if err == nil && n > int64(len(b)) {
+			t.Fatalf("%d spans in %d bytes", n, len(b))
+		}
+	})
+}
