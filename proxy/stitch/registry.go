@@ -9,7 +9,10 @@ import (
 
 // Defaults applied by New to zero Settings fields.
 const (
-	DefaultMaxEntries = 10000
+	// DefaultMaxEntries holds every in-flight request of a busy sidecar and
+	// the finished ones of the last TTL up to about 135 requests a second;
+	// at about 350 bytes an entry it is 1.4 MiB when full.
+	DefaultMaxEntries = 4096
 	DefaultTTL        = 30 * time.Second
 )
 
@@ -33,7 +36,7 @@ func (realClock) Now() time.Time { return time.Now() }
 // Settings configure a Registry. Zero values mean the documented defaults.
 type Settings struct {
 	// MaxEntries bounds the entries remembered, in flight and finished.
-	// Zero or negative: DefaultMaxEntries (10000).
+	// Zero or negative: DefaultMaxEntries (4096).
 	MaxEntries int
 	// TTL is how long a finished request stays findable after its end.
 	// Zero: DefaultTTL (30s); negative: finished requests are forgotten at

@@ -168,7 +168,7 @@ type Config struct {
 
 	// StitchMaxEntries bounds the inbound requests remembered by
 	// correlation ID for trace stitching.
-	StitchMaxEntries int `env:"TRACECAR_STITCH_MAX_ENTRIES" envDefault:"10000" min:"1" max:"10000000" help:"Inbound requests remembered by correlation ID for trace stitching; when full, the oldest finished one is forgotten."`
+	StitchMaxEntries int `env:"TRACECAR_STITCH_MAX_ENTRIES" envDefault:"4096" min:"1" max:"10000000" help:"Inbound requests remembered by correlation ID for trace stitching (about 350 bytes each); when full, the oldest finished one is forgotten."`
 	// StitchTTL is how long a finished inbound request stays remembered.
 	StitchTTL time.Duration `env:"TRACECAR_STITCH_TTL" envDefault:"30s" min:"1ms" help:"How long a finished inbound request stays remembered for trace stitching."`
 

@@ -69,7 +69,7 @@ func TestLoadDefaults(t *testing.T) {
 		BreakerSuccessesToClose:       2,
 		BreakerFailureStatuses:        []int{500, 502, 503, 504},
 		BreakerMaxUpstreams:           1024,
-		StitchMaxEntries:              10000,
+		StitchMaxEntries:              4096,
 		StitchTTL:                     30 * time.Second,
 		IdempotencyEnabled:            true,
 		IdempotencyRoutes:             nil,

@@ -152,7 +152,7 @@ func TestUsageEgressBreakerStitch(t *testing.T) {
 		"\n  TRACECAR_BREAKER_FAILURE_STATUSES (default 500,502,503,504)\n" +
 			"        Egress destinations' response statuses counted as failures, besides connect errors and timeouts (the app's own breaker counts no statuses); 429 is deliberately not in the default.\n",
 		"\n  TRACECAR_BREAKER_MAX_UPSTREAMS (default 1024)\n",
-		"\n  TRACECAR_STITCH_MAX_ENTRIES (default 10000)\n",
+		"\n  TRACECAR_STITCH_MAX_ENTRIES (default 4096)\n",
 		"\n  TRACECAR_STITCH_TTL (default 30s)\n",
 	} {
 		i := strings.Index(text, want)
