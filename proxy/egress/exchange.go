@@ -1,12 +1,14 @@
 package egress
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -50,7 +52,8 @@ type exchange struct {
 	status                 int // the destination's status; 0: none received
 	protoMajor, protoMinor int
 	upgrade                bool
-	err                    error // why no response came, from Classify
+	upgraded               io.ReadWriter // the destination's side of an upgrade
+	err                    error         // why no response came, from Classify
 	body                   *countingBody
 }
 
@@ -123,8 +126,44 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}()
-	p.gp.ServeHTTP(w, r.WithContext(reqCtx))
+	if r.Header.Get("Upgrade") == "" {
+		p.gp.ServeHTTP(w, r.WithContext(reqCtx))
+		return
+	}
+	// goproxy relays an upgraded connection until either side ends, then
+	// returns without closing either: close both here, so the other side
+	// (and goproxy's copy still blocked on it) ends too.
+	hw := &hijackRecorder{ResponseWriter: w}
+	p.gp.ServeHTTP(hw, r.WithContext(reqCtx))
+	if hw.conn != nil {
+		_ = hw.conn.Close() // the app's side; it may be closed already
+	}
+	if c, ok := ex.upgraded.(io.Closer); ok {
+		_ = c.Close() // the destination's side; likewise
+	}
 }
+
+// hijackRecorder passes a response through and remembers the connection
+// goproxy takes over for an upgrade.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// Hijack implements http.Hijacker.
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		h.conn = c
+	}
+	return c, rw, err
+}
+
+// Flush implements http.Flusher.
+func (h *hijackRecorder) Flush() { _ = http.NewResponseController(h.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // prepareHeaders writes the trace context and correlation ID the
 // destination receives.
@@ -181,6 +220,7 @@ func (ex *exchange) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Res
 		// An upgrade is a stream; goproxy relays it over the writable body,
 		// which must stay as the transport made it.
 		ex.upgrade = true
+		ex.upgraded, _ = resp.Body.(io.ReadWriter)
 		ex.stopTimer()
 		return resp, nil
 	}
