@@ -5,24 +5,19 @@ package main
 
 import (
 	"compress/gzip"
-	"context"
 	"encoding/json"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tracecar/tracecar/bench/internal/serve"
 )
 
 // maxExport bounds one export request's body, compressed or not.
@@ -49,28 +44,12 @@ func main() {
 }
 
 func run(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	s := &sink{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/traces", s.traces)
 	mux.HandleFunc("GET /stats", s.stats)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("listening %s\n", ln.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serve.Run(addr, srv)
 }
 
 func (s *sink) traces(w http.ResponseWriter, r *http.Request) {
